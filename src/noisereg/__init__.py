@@ -1,0 +1,29 @@
+"""noisereg: regularization by noise and by gradient penalties in over-parametrized models.
+
+The methods plug into any PyTorch training loop:
+
+* :class:`PerturbedOptimizer`, :class:`AntiPGD`: noise injection (Orvieto et al. 2023, 2022);
+* :func:`pegr_penalty`, :func:`gr_penalty`, :func:`per_example_sq_grad_norms`: per-example
+  gradient regularization (Meng, Cao, Zou 2023);
+* :class:`LabelNoise`: label noise (Pillaud-Vivien, Reygner, Flammarion 2022).
+
+Subpackages: ``models``, ``data``, ``optim``, ``gradreg``, ``diagnostics``, ``theory``, ``dln``
+(fast label-noise simulator), ``experiments``.
+"""
+
+from noisereg._lazy import lazy_exports
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "PerturbedOptimizer": "noisereg.optim",
+    "AntiPGD": "noisereg.optim",
+    "LabelNoise": "noisereg.label_noise",
+    "per_example_sq_grad_norms": "noisereg.gradreg",
+    "pegr_penalty": "noisereg.gradreg",
+    "gr_penalty": "noisereg.gradreg",
+    **{sub: f"noisereg.{sub}" for sub in ("models", "data", "optim", "gradreg", "diagnostics",
+                                          "theory", "dln", "experiments")},
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,5 @@
+import sys
+
+from noisereg.cli import main
+
+sys.exit(main())

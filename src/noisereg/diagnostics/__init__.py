@@ -1,0 +1,16 @@
+"""Diagnostics: Hessian trace and top eigenvalue, signal-noise coefficients, function geometry."""
+
+from noisereg._lazy import lazy_exports
+
+_EXPORTS = {
+    # noise injection (Orvieto et al.): curvature
+    "hessian_trace": "noisereg.diagnostics.hessian",
+    "top_eigenvalue": "noisereg.diagnostics.hessian",
+    # PEGR (Meng, Cao, Zou): signal learning vs noise memorization
+    "signal_noise_coefficients": "noisereg.diagnostics.signal_noise",
+    # function geometry (Kubo et al.)
+    "segment_profiles": "noisereg.diagnostics.geometry",
+    "segment_measures": "noisereg.diagnostics.geometry",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

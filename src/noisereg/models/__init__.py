@@ -1,0 +1,13 @@
+"""Models of the papers: MLPs, diagonal linear networks, the patch CNN of the signal-noise model."""
+
+from noisereg._lazy import lazy_exports
+
+_EXPORTS = {
+    "MLP": "noisereg.models.mlp",
+    "generator": "noisereg.models.init",
+    "he_init_": "noisereg.models.init",
+    "DiagonalLinearNet": "noisereg.models.diagonal",
+    "PatchCNN": "noisereg.models.patch_cnn",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

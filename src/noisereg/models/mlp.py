@@ -1,0 +1,42 @@
+"""Fully connected ReLU networks with seeded He initialisation."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from noisereg._validate import check_int
+from noisereg.models.init import generator, he_init_
+
+
+class MLP(nn.Sequential):
+    """``in_features -> widths[0] -> ... -> out_features`` with ReLU between Linear layers.
+
+    Built on the meta device and initialised from ``torch.Generator().manual_seed(seed)``:
+    the same seed gives the same weights and the global RNG is never touched.
+    """
+
+    def __init__(self, in_features: int, widths: Sequence[int], out_features: int, *,
+                 bias: bool = True, seed: int = 0) -> None:
+        check_int("in_features", in_features, low=1)
+        check_int("out_features", out_features, low=1)
+        for w in widths:
+            check_int("widths[i]", w, low=1)
+        sizes = [in_features, *widths, out_features]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+            layers.append(nn.Linear(a, b, bias=bias, device="meta"))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU())
+        super().__init__(*layers)
+        he_init_(self, generator(seed))
+
+    @property
+    def linears(self) -> list[nn.Linear]:
+        return [m for m in self if isinstance(m, nn.Linear)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.flatten(1))

@@ -1,0 +1,16 @@
+"""Closed forms and exact solvers: the oracles the methods are checked against."""
+
+from noisereg._lazy import lazy_exports
+
+_EXPORTS = {
+    # label noise (Pillaud-Vivien, Reygner, Flammarion)
+    "label_noise_lasso_penalty": "noisereg.theory.lasso",
+    "lasso": "noisereg.theory.lasso",
+    "hypentropy_interpolator": "noisereg.theory.hypentropy",
+    "irrepresentable_constant": "noisereg.theory.lasso",
+    # noise injection (Orvieto et al.)
+    "effective_regularizer": "noisereg.theory.noise_injection",
+    "smoothed_loss": "noisereg.theory.noise_injection",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
