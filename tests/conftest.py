@@ -1,0 +1,60 @@
+"""Shared fixtures: a small synthetic experiment standing in for the registry in pipeline tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pytest
+
+from noisereg._plotting import plt, save
+from noisereg._validate import check_int, check_positive
+from noisereg.experiments import registry
+from noisereg.experiments.base import Claim, Experiment, seed_mean
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """Mean of n uniform draws times scale: the expected value is scale / 2."""
+
+    n: int = 2000
+    scale: float = 1.0
+    mode: Literal["plain", "squared"] = "plain"
+    widths: tuple[int, ...] = (4, 8)
+
+    def __post_init__(self) -> None:
+        check_int("n", self.n, low=1)
+        check_positive("scale", self.scale)
+
+
+def _run(config: ToyConfig, seed: int) -> dict:
+    draws = np.random.default_rng(seed).random(config.n)
+    if config.mode == "squared":
+        draws = draws**2
+    return {"mean": config.scale * draws.mean(), "curve": (config.scale * draws[:5]).tolist()}
+
+
+def _claims(summary: dict) -> list[Claim]:
+    scale = summary["config"]["scale"]
+    return [Claim.compare("mean", "the sample mean is near scale/2",
+                          abs(seed_mean(summary, "mean") - scale / 2), "<", 0.05 * scale)]
+
+
+def _plot(summary: dict, outdir: Path) -> list[str]:
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot(seed_mean(summary, "curve"))
+    return [save(fig, outdir, "curve.png")]
+
+
+TOY = Experiment(name="toy", paper="nobody 2024", claim="means are means", config=ToyConfig,
+                 quick=ToyConfig(n=500), full=ToyConfig(), run=_run, claims=_claims, plot=_plot,
+                 seeds_quick=3, seeds_full=4, description="A uniform sample mean.")
+
+
+@pytest.fixture
+def toy_registry(monkeypatch: pytest.MonkeyPatch) -> Experiment:
+    """Replace the experiment registry by the toy experiment alone."""
+    monkeypatch.setattr(registry, "experiments", lambda: {"toy": TOY})
+    return TOY

@@ -1,0 +1,121 @@
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from noisereg.cli import main
+from noisereg.experiments import registry
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_list_names_every_experiment(toy_registry, capsys) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "toy" in out and "nobody 2024" in out and "means are means" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "nope"], "unknown experiment 'nope'; valid: toy"),
+        (["run", "toy", "--set", "bogus=1"], "unknown config key 'bogus'"),
+        (["run", "toy", "--set", "n=many"], "n must be of type int"),
+        (["run", "toy", "--set", "n=-3"], "n must be in"),
+        (["run", "toy", "--seeds", "0"], "--seeds must be >= 1"),
+        (["run", "toy", "--quick", "--full"], "not allowed with argument"),
+        (["reproduce", "--only", "toy", "nope"], "unknown experiment 'nope'"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(toy_registry, capsys, tmp_path, argv,
+                                                      message) -> None:
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)] if argv[0] != "frobnicate" else argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("noisereg: error:")
+    assert not out.exists()
+
+
+def test_run_prints_claims_and_json_summary(toy_registry, capsys, tmp_path) -> None:
+    assert main(["run", "toy", "--seeds", "2", "--out", str(tmp_path)]) == 0
+    assert "reproduced" in capsys.readouterr().out
+    assert main(["run", "toy", "--set", "scale=4", "--json", "--out", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["config"]["scale"] == 4.0 and summary["seeds"] == [0, 1, 2]
+    assert summary["preset"] == "quick+overrides"
+    claim = summary["claims"][0]
+    assert set(claim) == {"name", "statement", "measured", "expected", "passed"}
+    # The sample mean of 500 uniforms times 4 is within 0.2 of 2 (about 8 standard errors).
+    assert claim["passed"] and claim["measured"] < 0.2
+
+
+def test_reproduce_writes_everything_and_is_deterministic(toy_registry, tmp_path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["reproduce", "--quick", "--out", str(a)]) == 0
+    assert main(["reproduce", "--quick", "--out", str(b)]) == 0
+    for name in ("config.json", "runs.jsonl", "summary.json", "curve.png"):
+        assert (a / "toy" / name).is_file()
+    assert (a / "toy" / "summary.json").read_bytes() == (b / "toy" / "summary.json").read_bytes()
+    md = (a / "report.md").read_text()
+    table_row = md.splitlines()[6]
+    assert table_row.startswith("| toy | nobody 2024 | the sample mean is near scale/2 |")
+    assert table_row.endswith("| reproduced |") and "![curve.png](toy/curve.png)" in md
+    assert "data:image/png;base64," in (a / "report.html").read_text()
+    assert len((a / "toy" / "runs.jsonl").read_text().splitlines()) == 3
+
+
+def _with_run(monkeypatch, exp, run) -> None:
+    """Let the registry's toy experiment run ``run`` instead of its own function."""
+    monkeypatch.setattr(registry, "experiments", lambda: {"toy": dataclasses.replace(exp, run=run)})
+
+
+def test_interrupted_reproduce_resumes_to_the_same_results(toy_registry, tmp_path, monkeypatch,
+                                                           capsys) -> None:
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(["reproduce", "--out", str(full)]) == 0
+    calls: list[int] = []
+
+    def interrupted_at_seed_2(config, seed):
+        if seed == 2:
+            raise KeyboardInterrupt
+        return toy_registry.run(config, seed)
+
+    _with_run(monkeypatch, toy_registry, interrupted_at_seed_2)
+    assert main(["reproduce", "--out", str(part)]) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert not (part / "toy" / "summary.json").exists()
+    assert len((part / "toy" / "runs.jsonl").read_text().splitlines()) == 2
+    assert not list(part.rglob("*.tmp"))
+
+    _with_run(monkeypatch, toy_registry, lambda c, s: calls.append(s) or toy_registry.run(c, s))
+    assert main(["reproduce", "--resume", "--out", str(part)]) == 0
+    assert calls == [2]  # seeds 0 and 1 were kept, only seed 2 ran
+    summary = "toy/summary.json"
+    assert (part / summary).read_bytes() == (full / summary).read_bytes()
+
+
+def test_resume_ignores_runs_of_another_config(toy_registry, tmp_path, capsys) -> None:
+    assert main(["run", "toy", "--seeds", "1", "--set", "scale=2", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["run", "toy", "--seeds", "1", "--resume", "--json", "--out", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["config"]["scale"] == 1.0
+    assert summary["runs"][0]["metrics"]["mean"] < 0.6  # scale 1, not the stored scale 2 run
+
+
+def test_report_rebuilds_and_refuses_corrupted_files(toy_registry, tmp_path, capsys) -> None:
+    assert main(["reproduce", "--out", str(tmp_path)]) == 0
+    (tmp_path / "report.md").unlink()
+    assert main(["report", str(tmp_path)]) == 0
+    assert (tmp_path / "report.md").is_file()
+    summary = tmp_path / "toy" / "summary.json"
+    summary.write_text(summary.read_text()[:-40])
+    capsys.readouterr()
+    assert main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(summary) in err and "corrupted" in err
+    assert main(["report", str(tmp_path / "nothing")]) == 1
