@@ -4,10 +4,11 @@ from noisereg._lazy import lazy_exports
 
 _EXPORTS = {
     # label noise (Pillaud-Vivien, Reygner, Flammarion)
-    "label_noise_lasso_penalty": "noisereg.theory.lasso",
-    "lasso": "noisereg.theory.lasso",
+    "label_noise_lasso_penalty": "noisereg.theory.sparse",
+    "lasso": "noisereg.theory.sparse",
     "hypentropy_interpolator": "noisereg.theory.hypentropy",
-    "irrepresentable_constant": "noisereg.theory.lasso",
+    "irrepresentable_constant": "noisereg.theory.sparse",
+    "column_weights": "noisereg.theory.sparse",
     # noise injection (Orvieto et al.)
     "effective_regularizer": "noisereg.theory.noise_injection",
     "smoothed_loss": "noisereg.theory.noise_injection",

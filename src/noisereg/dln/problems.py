@@ -1,0 +1,51 @@
+"""Sparse regression instances for diagonal linear networks (noiseless y = X beta*, n < d)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from noisereg._validate import check_int, check_positive
+from noisereg.theory.sparse import irrepresentable_constant
+
+
+def sparse_regression(n: int, d: int, k: int, *, seed: int,
+                      magnitudes: float | Sequence[float] = 1.0, signed: bool = True,
+                      max_irrepresentable: float | None = None,
+                      max_attempts: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian design with unit columns (||X_j||^2 / n = 1), a k-sparse beta*, y = X beta*.
+
+    The support is k uniform indices; beta*_S = magnitudes (scalar or k values) times random
+    signs (or +1 when not ``signed``). With ``max_irrepresentable``, X is redrawn (same seed
+    stream) until ||X_{S^c}^T X_S (X_S^T X_S)^{-1} sign(beta*_S)||_inf < max_irrepresentable.
+    Returns (X, y, beta_star).
+    """
+    check_int("n", n, low=1)
+    check_int("d", d, low=1)
+    check_int("k", k, low=1, high=min(n, d))
+    check_int("seed", seed, low=0)
+    size = np.asarray(magnitudes, dtype=float)
+    size = np.full(k, size) if size.ndim == 0 else size
+    if size.shape != (k,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
+        raise ValueError(f"magnitudes must be a positive number or {k} positive numbers")
+    if max_irrepresentable is not None:
+        check_positive("max_irrepresentable", max_irrepresentable)
+    rng = np.random.default_rng(seed)
+    support = np.sort(rng.choice(d, size=k, replace=False))
+    signs = rng.choice([-1.0, 1.0], size=k) if signed else np.ones(k)
+    beta_star = np.zeros(d)
+    beta_star[support] = signs * size
+    for _ in range(check_int("max_attempts", max_attempts, low=1)):
+        X = rng.standard_normal((n, d))
+        X /= np.sqrt((X**2).mean(axis=0))
+        if max_irrepresentable is None or \
+                irrepresentable_constant(X, support, signs) < max_irrepresentable:
+            return X, X @ beta_star, beta_star
+    raise ValueError(f"no design with irrepresentable constant < {max_irrepresentable} in "
+                     f"{max_attempts} draws: increase n or decrease k")
+
+
+def relative_error(estimate: np.ndarray, target: np.ndarray) -> float:
+    """||estimate - target|| / ||target||."""
+    return float(np.linalg.norm(estimate - target) / np.linalg.norm(target))

@@ -1,0 +1,97 @@
+"""Label noise as a target transform for any training loop (Pillaud-Vivien et al. 2022).
+
+Regression (``kind="rademacher"`` or ``"gaussian"``), delta = ``scale``:
+    y~ = y + delta * eps,   eps uniform on {-1, +1}  or  eps ~ N(0, 1).
+Classification (``kind="flip"``), p = ``scale``, C = ``num_classes``:
+    y~ = y with probability 1 - p, else uniform over the C - 1 other classes,
+    i.e. y~ = (y + k) mod C with k uniform on {1, ..., C-1}.
+Fresh noise at every call: on a diagonal linear network, SGD on the noisy labels implicitly
+solves a Lasso with lambda = gamma delta^2 / B (:func:`noisereg.theory.label_noise_lasso_penalty`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from noisereg._validate import check_choice, check_fraction, check_int, check_nonnegative
+
+
+class LabelNoise:
+    """``noisy = LabelNoise("rademacher", delta)(targets)``; returns a new tensor.
+
+    Randomness: call k draws from a ``torch.Generator`` seeded by the key (seed, stream, k).
+    ``noise_sync="shared"`` (stream 0) gives every DDP rank identical noise for identical
+    inputs; ``"per_rank"`` folds the rank (``torch.distributed.get_rank()`` when initialised,
+    else 0) into the stream, so ranks holding different shards get independent noise. The state
+    is the call counter: ``state_dict()`` / ``load_state_dict()`` resume the same noise sequence.
+    """
+
+    def __init__(self, kind: Literal["rademacher", "gaussian", "flip"], scale: float,
+                 seed: int = 0, num_classes: int | None = None,
+                 noise_sync: Literal["shared", "per_rank"] = "shared") -> None:
+        self.kind = check_choice("kind", kind, ("rademacher", "gaussian", "flip"))
+        if kind == "flip":
+            self.scale = check_fraction("scale", scale)
+            if num_classes is None:
+                raise ValueError("num_classes is required for kind='flip' (an integer >= 2)")
+            self.num_classes: int | None = check_int("num_classes", num_classes, low=2)
+        else:
+            self.scale = check_nonnegative("scale", scale)
+            self.num_classes = None
+        self.seed = check_int("seed", seed, low=0)
+        self.noise_sync = check_choice("noise_sync", noise_sync, ("shared", "per_rank"))
+        self.calls = 0
+
+    def _generator(self) -> torch.Generator:
+        stream = 0
+        if self.noise_sync == "per_rank":
+            stream = 1 + (dist.get_rank() if dist.is_available() and dist.is_initialized() else 0)
+        key = np.random.SeedSequence([self.seed, stream, self.calls]).generate_state(1, np.uint64)
+        self.calls += 1
+        return torch.Generator().manual_seed(int(key[0]))
+
+    def __call__(self, targets: torch.Tensor) -> torch.Tensor:
+        if not isinstance(targets, torch.Tensor):
+            raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+        gen = self._generator()
+        if self.kind == "flip":
+            return self._flip(targets, gen)
+        if not targets.is_floating_point():
+            raise ValueError(f"kind={self.kind!r} needs float targets, got {targets.dtype}")
+        shape = targets.shape
+        if self.kind == "rademacher":
+            eps = torch.randint(0, 2, shape, generator=gen).to(targets.dtype) * 2 - 1
+        else:
+            eps = torch.randn(shape, generator=gen, dtype=targets.dtype)
+        return targets + self.scale * eps.to(targets.device)
+
+    def _flip(self, targets: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        C = self.num_classes
+        if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+            raise ValueError(f"kind='flip' needs integer class labels, got {targets.dtype}")
+        if targets.numel() and (targets.min() < 0 or targets.max() >= C):
+            raise ValueError(f"targets must be class labels in [0, {C}) for num_classes={C}")
+        flip = torch.rand(targets.shape, generator=gen) < self.scale
+        shift = torch.randint(1, C, targets.shape, generator=gen)
+        shift = torch.where(flip, shift, 0).to(device=targets.device, dtype=targets.dtype)
+        return (targets + shift) % C
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "noise_sync": self.noise_sync, "calls": self.calls}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = {"seed", "noise_sync", "calls"} - set(state)
+        if missing:
+            raise ValueError(f"state is missing {sorted(missing)}")
+        self.seed = check_int("seed", state["seed"], low=0)
+        self.noise_sync = check_choice("noise_sync", state["noise_sync"], ("shared", "per_rank"))
+        self.calls = check_int("calls", state["calls"], low=0)
+
+    def __repr__(self) -> str:
+        extra = f", num_classes={self.num_classes}" if self.num_classes else ""
+        return (f"LabelNoise(kind={self.kind!r}, scale={self.scale:g}, seed={self.seed}"
+                f"{extra}, noise_sync={self.noise_sync!r})")
