@@ -88,3 +88,18 @@ def test_state_dict_round_trip_resumes_the_noise() -> None:
 def test_bad_input(build, targets, error, message) -> None:
     with pytest.raises(error, match=message):
         build()(targets)
+
+
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian", "flip"])
+def test_shards_together_apply_the_global_batch_noise(kind: str) -> None:
+    targets = torch.arange(12) % 5 if kind == "flip" else torch.linspace(-1, 1, 12)
+    whole = LabelNoise(kind, 0.5, seed=3, num_classes=5)(targets)
+    world = 3
+    parts = [LabelNoise(kind, 0.5, seed=3, num_classes=5)(targets[r::world], shard=(r, world))
+             for r in range(world)]
+    rebuilt = torch.empty_like(whole)
+    for r, part in enumerate(parts):
+        rebuilt[r::world] = part
+    assert torch.equal(rebuilt, whole)
+    with pytest.raises(ValueError, match="shard rank"):
+        LabelNoise(kind, 0.5, num_classes=5)(targets, shard=(3, 3))

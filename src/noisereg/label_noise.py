@@ -28,6 +28,10 @@ class LabelNoise:
     inputs; ``"per_rank"`` folds the rank (``torch.distributed.get_rank()`` when initialised,
     else 0) into the stream, so ranks holding different shards get independent noise. The state
     is the call counter: ``state_dict()`` / ``load_state_dict()`` resume the same noise sequence.
+
+    ``shard=(rank, world)`` says that ``targets`` are rows ``rank::world`` of a global batch:
+    the noise of the whole global batch is drawn and the shard's rows are kept, so data-parallel
+    ranks together apply exactly the noise one process applies to the global batch.
     """
 
     def __init__(self, kind: Literal["rademacher", "gaussian", "flip"], scale: float,
@@ -54,29 +58,40 @@ class LabelNoise:
         self.calls += 1
         return torch.Generator().manual_seed(int(key[0]))
 
-    def __call__(self, targets: torch.Tensor) -> torch.Tensor:
+    def __call__(self, targets: torch.Tensor, *,
+                 shard: tuple[int, int] | None = None) -> torch.Tensor:
         if not isinstance(targets, torch.Tensor):
             raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+        rank, world = (0, 1) if shard is None else shard
+        check_int("shard world size", world, low=1)
+        check_int("shard rank", rank, low=0, high=world - 1)
+        if targets.ndim == 0 and world > 1:
+            raise ValueError("shard needs targets with a batch dimension")
+        shape = (targets.shape[0] * world, *targets.shape[1:]) if targets.ndim else ()
         gen = self._generator()
+
+        def draw(sample):  # the global batch's noise, then this shard's rows
+            noise = sample(shape)
+            return noise[rank::world] if world > 1 else noise
+
         if self.kind == "flip":
-            return self._flip(targets, gen)
+            return self._flip(targets, gen, draw)
         if not targets.is_floating_point():
             raise ValueError(f"kind={self.kind!r} needs float targets, got {targets.dtype}")
-        shape = targets.shape
         if self.kind == "rademacher":
-            eps = torch.randint(0, 2, shape, generator=gen).to(targets.dtype) * 2 - 1
+            eps = draw(lambda s: torch.randint(0, 2, s, generator=gen)).to(targets.dtype) * 2 - 1
         else:
-            eps = torch.randn(shape, generator=gen, dtype=targets.dtype)
+            eps = draw(lambda s: torch.randn(s, generator=gen, dtype=targets.dtype))
         return targets + self.scale * eps.to(targets.device)
 
-    def _flip(self, targets: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def _flip(self, targets: torch.Tensor, gen: torch.Generator, draw) -> torch.Tensor:
         C = self.num_classes
         if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
             raise ValueError(f"kind='flip' needs integer class labels, got {targets.dtype}")
         if targets.numel() and (targets.min() < 0 or targets.max() >= C):
             raise ValueError(f"targets must be class labels in [0, {C}) for num_classes={C}")
-        flip = torch.rand(targets.shape, generator=gen) < self.scale
-        shift = torch.randint(1, C, targets.shape, generator=gen)
+        flip = draw(lambda s: torch.rand(s, generator=gen)) < self.scale
+        shift = draw(lambda s: torch.randint(1, C, s, generator=gen))
         shift = torch.where(flip, shift, 0).to(device=targets.device, dtype=targets.dtype)
         return (targets + shift) % C
 
