@@ -11,6 +11,10 @@ _EXPORTS = {
     # function geometry (Kubo et al.)
     "segment_profiles": "noisereg.diagnostics.geometry",
     "segment_measures": "noisereg.diagnostics.geometry",
+    "profile_measures": "noisereg.diagnostics.geometry",
+    "local_complexity": "noisereg.diagnostics.geometry",
+    "SegmentProfiles": "noisereg.diagnostics.geometry",
+    "SegmentMeasures": "noisereg.diagnostics.geometry",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
