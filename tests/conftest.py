@@ -1,6 +1,7 @@
 """Shared fixtures: a small synthetic experiment standing in for the registry in pipeline tests."""
+# No "from __future__ import annotations" here: conftest modules of several folders share the
+# module name "conftest", so string annotations of ToyConfig could not be resolved by name.
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path

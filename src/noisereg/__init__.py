@@ -22,6 +22,9 @@ _EXPORTS = {
     "per_example_sq_grad_norms": "noisereg.gradreg",
     "pegr_penalty": "noisereg.gradreg",
     "gr_penalty": "noisereg.gradreg",
+    "regularized_loss": "noisereg.gradreg",
+    "PEGR": "noisereg.gradreg",
+    "GR": "noisereg.gradreg",
     **{sub: f"noisereg.{sub}" for sub in ("models", "data", "optim", "gradreg", "diagnostics",
                                           "theory", "dln", "experiments")},
 }
