@@ -22,7 +22,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,6 +34,7 @@ from torch import nn
 
 from noisereg._validate import check_choice, check_int, check_nonnegative, check_positive
 from noisereg.data.images import load_split
+from noisereg.gradreg import regularized_loss
 from noisereg.models.init import generator
 from noisereg.models.mlp import MLP
 from noisereg.results.store import atomic_write_bytes, write_json
@@ -111,8 +112,6 @@ class Trainer:
         self.label_noise = (noisereg.LabelNoise("flip", c.flip, seed=c.seed,
                                                 num_classes=self.data.num_classes)
                             if c.method == "label-noise" else None)
-        self.penalty: Callable | None = {"pegr": noisereg.pegr_penalty,
-                                         "gr": noisereg.gr_penalty}.get(c.method)
         self.steps_done = 0
 
     def batch_indices(self, step: int) -> torch.Tensor:
@@ -128,11 +127,13 @@ class Trainer:
 
         def closure() -> torch.Tensor:
             self.opt.zero_grad()
-            loss = per_example_ce(self.model(x), y).mean()
-            if self.penalty is not None:
-                # Out of place (autograd.grad with create_graph) on the unwrapped module, then
-                # one backward through the DDP graph: the pattern that works under DDP.
-                loss = loss + self.config.lam * self.penalty(self.module, per_example_ce, x, y)
+            if self.config.method in ("pegr", "gr"):
+                # The penalty is built out of place (autograd.grad with create_graph) and the
+                # one backward below goes through the DDP wrapper: the pattern DDP supports.
+                loss = regularized_loss(self.model, per_example_ce, x, y, lam=self.config.lam,
+                                        penalty=self.config.method)
+            else:
+                loss = per_example_ce(self.model(x), y).mean()
             loss.backward()
             return loss
 
