@@ -69,13 +69,16 @@ def machine() -> str:
             f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
-def _markdown(rows: list[dict[str, Any]]) -> str:
+def _markdown(rows: list[dict[str, Any]], plot: str | None) -> str:
     lines = ["# Benchmarks", "",
              f"Measured by `noisereg bench` on {date.today().isoformat()}: {machine()}.",
              "Both sides of every ratio run in one process, interleaved, median of >= 5 repeats.",
              "", "| target | what | measured | goal | verdict |", "|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['description']} | {r['measured']:.3g} {r['unit']} | "
               f"{r['expected']} | {'pass' if r['passed'] else 'FAIL'} |" for r in rows]
+    if plot:
+        lines += ["", "PEGR step time and peak memory against batch size and width:", "",
+                  f"![scaling]({plot})"]
     return "\n".join(lines) + "\n"
 
 
@@ -102,5 +105,10 @@ def main(*, only: Sequence[str] | None = None, as_json: bool = False, peers: boo
     if as_json:
         print(json.dumps({"machine": machine(), "results": rows}, indent=2))
     if write is not None:
-        atomic_write_text(write, _markdown(rows))
+        plot = None
+        if not only:  # the scaling plot comes with a full run
+            from noisereg.bench.scaling import plot_scaling
+
+            plot = f"benchmarks/{plot_scaling(write.parent / 'benchmarks')}"
+        atomic_write_text(write, _markdown(rows, plot))
     return 0
