@@ -6,6 +6,8 @@ _EXPORTS = {
     # noise injection (Orvieto et al.): curvature
     "hessian_trace": "noisereg.diagnostics.hessian",
     "top_eigenvalue": "noisereg.diagnostics.hessian",
+    "TraceEstimate": "noisereg.diagnostics.hessian",
+    "EigenEstimate": "noisereg.diagnostics.hessian",
     # PEGR (Meng, Cao, Zou): signal learning vs noise memorization
     "signal_noise_coefficients": "noisereg.diagnostics.signal_noise",
     # function geometry (Kubo et al.)

@@ -12,6 +12,16 @@ _EXPORTS = {
     # noise injection (Orvieto et al.)
     "effective_regularizer": "noisereg.theory.noise_injection",
     "smoothed_loss": "noisereg.theory.noise_injection",
+    "MonteCarloEstimate": "noisereg.theory.noise_injection",
+    "lasso_weights": "noisereg.theory.noise_injection",
+    "diagonal_net_smoothed_loss": "noisereg.theory.noise_injection",
+    "linear_net_smoothed_loss": "noisereg.theory.noise_injection",
+    "group_net_smoothed_loss": "noisereg.theory.noise_injection",
+    "group_lasso_penalty": "noisereg.theory.noise_injection",
+    "nuclear_norm_objective": "noisereg.theory.noise_injection",
+    "nuclear_norm_solution": "noisereg.theory.noise_injection",
+    "singular_value_threshold": "noisereg.theory.noise_injection",
+    "two_layer_linear_net": "noisereg.theory.noise_injection",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,105 @@
+"""Shared by the noise-injection experiments (Orvieto et al. 2023): training loops for tiny
+models, running averages and relative distances."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from noisereg._progress import bar
+
+PAPER = "Orvieto et al. 2023"
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Tiny models: intra-op threads only add synchronisation (tens of times slower on a busy
+    2-core machine); restores the previous thread count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def squared_closure(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+                    y: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """zero_grad, L = ||y - model(x)||^2 / (2n) (summed over outputs), backward; returns L."""
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = (model(x) - y).pow(2).sum() / (2 * x.shape[0])
+        loss.backward()
+        return loss
+    return closure
+
+
+def train(opt: torch.optim.Optimizer, closure: Callable[[], torch.Tensor], steps: int,
+          record: Callable[[int], None] | None = None, *, desc: str = "PGD") -> int:
+    """``steps`` optimizer steps, ``record(step)`` after each; stops early (and returns the number
+    of completed steps) when the loss at the perturbed point is not finite."""
+    for step in bar(range(steps), desc=desc):
+        try:
+            opt.step(closure)
+        except FloatingPointError:
+            return step
+        if record is not None:
+            record(step)
+    return steps
+
+
+def relative(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """||a - b|| / ||b||."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def checkpoints(steps: int, count: int = 40) -> list[int]:
+    """Step counts for curves: ``count`` log-spaced in [1, steps] and ``count`` evenly spaced
+    over the second half (where the averages run)."""
+    spaced = np.concatenate([np.geomspace(1, steps, count),
+                             np.linspace(steps // 2 + 1, steps, count)])
+    return sorted({int(s) for s in spaced})
+
+
+class RunningAverage:
+    """Averages ``value()`` over the steps >= ``start``. At the checkpoints (step counts) it
+    records the relative distance of the current value to ``references[0]`` and, once the
+    average has begun, of the average to every reference (convergence curves)."""
+
+    def __init__(self, value: Callable[[], np.ndarray], start: int,
+                 references: list[np.ndarray], at: list[int]) -> None:
+        self.value, self.start, self.references = value, start, references
+        self.at = set(at)
+        self.total: np.ndarray | None = None
+        self.count = 0
+        self.iterate_steps: list[int] = []
+        self.iterate_curve: list[float] = []
+        self.average_steps: list[int] = []
+        self.average_curves: list[list[float]] = [[] for _ in references]
+
+    def __call__(self, step: int) -> None:
+        checkpoint = step + 1 in self.at
+        if step < self.start and not checkpoint:
+            return
+        current = self.value()
+        if checkpoint:
+            self.iterate_steps.append(step + 1)
+            self.iterate_curve.append(relative(current, self.references[0]))
+        if step >= self.start:
+            self.total = current.copy() if self.total is None else self.total + current
+            self.count += 1
+            if checkpoint:
+                self.average_steps.append(step + 1)
+                for curve, ref in zip(self.average_curves, self.references):
+                    curve.append(relative(self.mean, ref))
+
+    @property
+    def mean(self) -> np.ndarray:
+        if self.total is None:
+            raise RuntimeError("no step was averaged (the run stopped before the average began)")
+        return self.total / self.count

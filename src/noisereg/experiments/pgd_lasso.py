@@ -1,0 +1,169 @@
+"""pgd-lasso: PGD on a diagonal linear network solves the weighted Lasso with lambda = 2 sigma^2.
+
+Orvieto et al. (2023). Global noise of std sigma on beta = u*u - v*v gives the effective
+objective L + 2 sigma^2 diag(X^T X/n)^T (u^2 + v^2), whose minimum over factorizations is the
+Lasso with penalties 2 sigma^2 ||X_j||^2/n. The average of PGD's beta over the second half of
+the run is compared with the Lasso at lambda, lambda/2 and 2 lambda; the explicit twin (plain GD
+on L + effective_regularizer) is compared too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from noisereg._plotting import plt, save
+from noisereg._progress import bar
+from noisereg._validate import check_int, check_positive
+from noisereg.dln import sparse_regression
+from noisereg.experiments._noise_injection import (
+    PAPER,
+    RunningAverage,
+    checkpoints,
+    one_thread,
+    relative,
+    squared_closure,
+    train,
+)
+from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, seed_mean
+from noisereg.models.diagonal import DiagonalLinearNet
+from noisereg.optim import PerturbedOptimizer
+from noisereg.theory import column_weights, lasso
+from noisereg.theory.noise_injection import effective_regularizer
+
+FACTORS = (1.0, 0.5, 2.0)
+LABELS = ("Lasso(λ)", "Lasso(λ/2)", "Lasso(2λ)")
+
+
+@dataclass(frozen=True)
+class Config:
+    n: int = 40
+    d: int = 30
+    k: int = 3
+    sigma: float = 0.2
+    lr: float = 0.02
+    steps: int = 30_000
+    init_scale: float = 0.5  # u = v = init_scale at the start
+    explicit_lr: float = 0.1
+    explicit_steps: int = 1_500
+
+    def __post_init__(self) -> None:
+        check_int("n", self.n, low=1)
+        check_int("d", self.d, low=1)
+        check_int("k", self.k, low=1, high=min(self.n, self.d))
+        check_positive("sigma", self.sigma)
+        check_positive("lr", self.lr)
+        check_int("steps", self.steps, low=10)
+        check_positive("init_scale", self.init_scale)
+        check_positive("explicit_lr", self.explicit_lr)
+        check_int("explicit_steps", self.explicit_steps, low=1)
+
+
+def run(config: Config, seed: int) -> Metrics:
+    X_np, y_np, beta_star = sparse_regression(config.n, config.d, config.k, seed=seed)
+    lam = 2 * config.sigma**2
+    references = [lasso(X_np, y_np, f * lam, weights=column_weights(X_np)) for f in FACTORS]
+    X, y = torch.from_numpy(X_np), torch.from_numpy(y_np)
+    with one_thread():
+        net = DiagonalLinearNet(config.d, init_scale=config.init_scale).double()
+        opt = PerturbedOptimizer(net.parameters(), torch.optim.SGD, sigma=config.sigma,
+                                 lr=config.lr, seed=seed)
+        average = RunningAverage(lambda: net.beta.detach().numpy().copy(), config.steps // 2,
+                                 references, checkpoints(config.steps))
+        done = train(opt, squared_closure(net, opt, X, y), config.steps, average)
+
+        twin = DiagonalLinearNet(config.d, init_scale=config.init_scale).double()
+        gd = torch.optim.SGD(twin.parameters(), lr=config.explicit_lr)
+        for _ in bar(range(config.explicit_steps), desc="explicit twin"):
+            gd.zero_grad()
+            loss = (twin(X) - y).pow(2).mean() / 2 + effective_regularizer(twin, X, config.sigma)
+            loss.backward()
+            gd.step()
+    errors = [relative(average.mean, ref) for ref in references]
+    explicit = twin.beta.detach().numpy()
+    return {"lambda": lam, "lasso": references[0], "beta_star": beta_star,
+            "beta_avg": average.mean, "beta_last": net.beta.detach().numpy(),
+            "beta_explicit": explicit, "steps_done": done, "errors": errors,
+            "ratio": errors[0] / min(errors[1:]),
+            "explicit_error": relative(explicit, references[0]),
+            "iterate_steps": average.iterate_steps, "iterate_curve": average.iterate_curve,
+            "average_steps": average.average_steps,
+            **{f"average_curve_{j}": c for j, c in enumerate(average.average_curves)}}
+
+
+def claims(summary: Summary) -> list[Claim]:
+    return [
+        Claim.compare("error-to-lasso",
+                      "relative L2 error of PGD's averaged beta (second half) to the Lasso with "
+                      "lambda = 2 sigma^2 (mean over seeds)",
+                      seed_mean(summary, "errors")[0], "<", 0.02),
+        Claim.compare("lambda-is-2-sigma2",
+                      "the error to Lasso(lambda) is clearly smaller than to Lasso(lambda/2) and "
+                      "Lasso(2 lambda): their ratio (mean over seeds)",
+                      seed_mean(summary, "ratio"), "<", 0.5),
+        Claim.compare("explicit-twin",
+                      "GD on L + effective_regularizer (no noise) reaches the same Lasso: "
+                      "relative L2 error (mean over seeds)",
+                      seed_mean(summary, "explicit_error"), "<", 0.02),
+    ]
+
+
+def plot(summary: Summary, outdir: Path) -> list[str]:
+    run0 = summary["runs"][0]["metrics"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.loglog(run0["iterate_steps"], run0["iterate_curve"], color="0.6", lw=0.8,
+              label="last iterate → Lasso(λ)")
+    for j, label in enumerate(LABELS):
+        ax.loglog(run0["average_steps"], run0[f"average_curve_{j}"], color=f"C{j}",
+                  label=f"average (2nd half) → {label}")
+    ax.axhline(0.02, color="k", lw=0.6, ls=":", label="2% (claim)")
+    floor = 1e-3  # the explicit twin converges to machine precision: drawn at the floor
+    ax.axhline(max(run0["explicit_error"], floor), color="C3", lw=1, ls="--",
+               label=f"explicit twin (GD on L + R_eff) → Lasso(λ): {run0['explicit_error']:.1e}")
+    ax.set_ylim(bottom=floor / 2)
+    ax.set(xlabel="PGD step", ylabel="relative L2 distance",
+           title=f"PGD on u²−v² vs the Lasso (λ = 2σ² = {run0['lambda']:.3g}), "
+                 f"seed {summary['runs'][0]['seed']}")
+    ax.legend(fontsize=7)
+    names = [save(fig, outdir, "distance_to_lasso.png")]
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    index = np.arange(len(run0["beta_star"]))
+    ax.plot(index, run0["beta_last"], ".", color="0.6", ms=4, label="PGD last iterate")
+    ax.plot(index, run0["beta_avg"], "o", mfc="none", color="C1", label="PGD average")
+    ax.plot(index, run0["beta_explicit"], "s", mfc="none", ms=7, color="C3",
+            label="explicit twin")
+    ax.plot(index, run0["lasso"], "x", color="C0", label="Lasso(2σ²)")
+    star = np.flatnonzero(run0["beta_star"])
+    ax.plot(star, np.asarray(run0["beta_star"])[star], "+", color="k", ms=10, label="β*")
+    ax.set(xlabel="coordinate j", ylabel="β_j", title="Coefficients")
+    ax.legend(fontsize=7, ncol=2)
+    names.append(save(fig, outdir, "coefficients.png"))
+    return names
+
+
+EXPERIMENT = Experiment(
+    name="pgd-lasso",
+    paper=PAPER,
+    claim="Perturbed GD (global noise sigma) on a diagonal linear network u*u - v*v solves the "
+          "Lasso with lambda = 2 sigma^2 (weighted by diag(X^T X / n)).",
+    config=Config,
+    quick=Config(),
+    full=Config(steps=200_000, lr=0.01, explicit_steps=10_000),
+    run=run,
+    claims=claims,
+    plot=plot,
+    seeds_quick=2,
+    seeds_full=5,
+    description=(
+        "PerturbedOptimizer (global noise, plain SGD, full batch) on beta = u*u - v*v, Gaussian "
+        "design with unit columns (n=40, d=30) and a 3-sparse beta* of size 1; the average of "
+        "beta over the second half is compared with scikit-learn's Lasso at 2 sigma^2 "
+        "(sigma = 0.2) and at half and twice that. The remaining error is a discretisation bias "
+        "of order lr (about 4% at lr 0.1, 1.5% at 0.05, 0.8% at 0.02 in trial runs); the last "
+        "iterate keeps fluctuating. The explicit twin is deterministic GD on "
+        "L + effective_regularizer, the sigma^2 term computed from Jacobians with torch.func."),
+)
