@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from noisereg._plotting import plt, save
+from noisereg._threads import one_thread as _one_thread
 from noisereg._validate import check_int, check_positive
 from noisereg.experiments import registry
 from noisereg.experiments.base import Claim, Experiment, seed_mean
@@ -59,3 +60,10 @@ def toy_registry(monkeypatch: pytest.MonkeyPatch) -> Experiment:
     """Replace the experiment registry by the toy experiment alone."""
     monkeypatch.setattr(registry, "experiments", lambda: {"toy": TOY})
     return TOY
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: intra-op threads only add synchronisation (very slow on a busy machine)."""
+    with _one_thread():
+        yield

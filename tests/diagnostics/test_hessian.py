@@ -12,14 +12,7 @@ from torch.func import functional_call, hessian
 
 from noisereg.diagnostics.hessian import hessian_trace, top_eigenvalue
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (very slow on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randn(*shape: int, seed: int) -> torch.Tensor:

@@ -3,8 +3,7 @@ models, running averages and relative distances."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -13,18 +12,6 @@ from torch import nn
 from noisereg._progress import bar
 
 PAPER = "Orvieto et al. 2023"
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Tiny models: intra-op threads only add synchronisation (tens of times slower on a busy
-    2-core machine); restores the previous thread count."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def squared_closure(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,

@@ -12,14 +12,14 @@ closed-form gradient of :func:`~noisereg.models.patch_cnn.closed_form_objective`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
+from noisereg._threads import one_thread
 from noisereg._validate import (
     check_choice,
     check_fraction,
@@ -108,17 +108,6 @@ def outputs(pre: torch.Tensor, model: PatchCNN) -> torch.Tensor:
     """``f`` from pre-activations ``[L, 2m, 2n]`` (patch pairs adjacent): ``[L, n]``."""
     act = pre.clamp_min(0).pow(model.q)
     return torch.einsum("k,lkip->li", model.second, act.reshape(*act.shape[:2], -1, 2))
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Small tensors: intra-op threads only add overhead (10x slower on a loaded 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train_closed_form(p: Problem, penalty: str, lams: torch.Tensor, eta: float, steps: int,

@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from noisereg._plotting import plt, save
+from noisereg._threads import one_thread
 from noisereg._validate import check_choice, check_fraction, check_int, check_positive
 from noisereg.data.images import DATASETS, load_split
-from noisereg.experiments._signal_noise_training import one_thread, record_steps
+from noisereg.experiments._signal_noise_training import record_steps
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, seed_mean
 from noisereg.gradreg import regularized_loss
 from noisereg.models.mlp import MLP

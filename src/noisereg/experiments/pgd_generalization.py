@@ -20,10 +20,11 @@ import torch.nn.functional as F
 
 from noisereg._plotting import plt, save
 from noisereg._progress import bar
+from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_nonnegative, check_positive
 from noisereg.data.images import load_split
 from noisereg.diagnostics.hessian import hessian_trace
-from noisereg.experiments._noise_injection import PAPER, one_thread
+from noisereg.experiments._noise_injection import PAPER
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, per_seed, seed_mean
 from noisereg.models.mlp import MLP
 from noisereg.optim import PerturbedOptimizer, sigma_from_official

@@ -17,13 +17,13 @@ import torch
 
 from noisereg._plotting import plt, save
 from noisereg._progress import bar
+from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_positive
 from noisereg.dln import sparse_regression
 from noisereg.experiments._noise_injection import (
     PAPER,
     RunningAverage,
     checkpoints,
-    one_thread,
     relative,
     squared_closure,
     train,

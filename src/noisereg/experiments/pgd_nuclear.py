@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from noisereg._plotting import plt, save
+from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_nonnegative, check_positive
 from noisereg.experiments._noise_injection import (
     PAPER,
     RunningAverage,
     checkpoints,
-    one_thread,
     relative,
     squared_closure,
     train,

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from noisereg._plotting import plt, save
+from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_positive
-from noisereg.experiments._noise_injection import PAPER, one_thread, squared_closure, train
+from noisereg.experiments._noise_injection import PAPER, squared_closure, train
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, seed_mean
 from noisereg.models.init import generator
 from noisereg.optim import PerturbedOptimizer

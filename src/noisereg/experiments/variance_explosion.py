@@ -18,8 +18,9 @@ import torch
 
 from noisereg._plotting import plt, save
 from noisereg._progress import bar
+from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_positive
-from noisereg.experiments._noise_injection import PAPER, one_thread, squared_closure
+from noisereg.experiments._noise_injection import PAPER, squared_closure
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, per_seed, seed_mean
 from noisereg.models.init import generator
 from noisereg.optim import PerturbedOptimizer
