@@ -3,7 +3,7 @@ models, running averages and relative distances."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -90,3 +90,23 @@ class RunningAverage:
         if self.total is None:
             raise RuntimeError("no step was averaged (the run stopped before the average began)")
         return self.total / self.count
+
+    def metrics(self) -> dict[str, object]:
+        """Errors of the average to every reference, the ratio of the first error to the best
+        of the others (the claim that the first reference is the right one), and the curves."""
+        errors = [relative(self.mean, ref) for ref in self.references]
+        return {"errors": errors, "ratio": errors[0] / min(errors[1:]),
+                "iterate_steps": self.iterate_steps, "iterate_curve": self.iterate_curve,
+                "average_steps": self.average_steps,
+                **{f"average_curve_{j}": c for j, c in enumerate(self.average_curves)}}
+
+
+def plot_convergence(ax, run: dict, labels: Sequence[str]) -> None:
+    """The curves of :meth:`RunningAverage.metrics`: last iterate and running average to each
+    reference (``labels``, the first the claimed solution), with the 2% claim line."""
+    ax.loglog(run["iterate_steps"], run["iterate_curve"], color="0.6", lw=0.8,
+              label=f"last iterate → {labels[0]}")
+    for j, label in enumerate(labels):
+        ax.loglog(run["average_steps"], run[f"average_curve_{j}"], color=f"C{j}",
+                  label=f"average (2nd half) → {label}")
+    ax.axhline(0.02, color="k", lw=0.6, ls=":", label="2% (claim)")

@@ -24,6 +24,7 @@ from noisereg.experiments._noise_injection import (
     PAPER,
     RunningAverage,
     checkpoints,
+    plot_convergence,
     relative,
     squared_closure,
     train,
@@ -82,16 +83,11 @@ def run(config: Config, seed: int) -> Metrics:
             loss = (twin(X) - y).pow(2).mean() / 2 + effective_regularizer(twin, X, config.sigma)
             loss.backward()
             gd.step()
-    errors = [relative(average.mean, ref) for ref in references]
     explicit = twin.beta.detach().numpy()
     return {"lambda": lam, "lasso": references[0], "beta_star": beta_star,
             "beta_avg": average.mean, "beta_last": net.beta.detach().numpy(),
-            "beta_explicit": explicit, "steps_done": done, "errors": errors,
-            "ratio": errors[0] / min(errors[1:]),
-            "explicit_error": relative(explicit, references[0]),
-            "iterate_steps": average.iterate_steps, "iterate_curve": average.iterate_curve,
-            "average_steps": average.average_steps,
-            **{f"average_curve_{j}": c for j, c in enumerate(average.average_curves)}}
+            "beta_explicit": explicit, "steps_done": done,
+            "explicit_error": relative(explicit, references[0]), **average.metrics()}
 
 
 def claims(summary: Summary) -> list[Claim]:
@@ -114,12 +110,7 @@ def claims(summary: Summary) -> list[Claim]:
 def plot(summary: Summary, outdir: Path) -> list[str]:
     run0 = summary["runs"][0]["metrics"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.loglog(run0["iterate_steps"], run0["iterate_curve"], color="0.6", lw=0.8,
-              label="last iterate → Lasso(λ)")
-    for j, label in enumerate(LABELS):
-        ax.loglog(run0["average_steps"], run0[f"average_curve_{j}"], color=f"C{j}",
-                  label=f"average (2nd half) → {label}")
-    ax.axhline(0.02, color="k", lw=0.6, ls=":", label="2% (claim)")
+    plot_convergence(ax, run0, LABELS)
     floor = 1e-3  # the explicit twin converges to machine precision: drawn at the floor
     ax.axhline(max(run0["explicit_error"], floor), color="C3", lw=1, ls="--",
                label=f"explicit twin (GD on L + R_eff) → Lasso(λ): {run0['explicit_error']:.1e}")

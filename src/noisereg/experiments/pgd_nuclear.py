@@ -23,7 +23,7 @@ from noisereg.experiments._noise_injection import (
     PAPER,
     RunningAverage,
     checkpoints,
-    relative,
+    plot_convergence,
     squared_closure,
     train,
 )
@@ -78,17 +78,13 @@ def run(config: Config, seed: int) -> Metrics:
         average = RunningAverage(product, config.steps // 2, references,
                                  checkpoints(config.steps))
         done = train(opt, squared_closure(net, opt, X, Y), config.steps, average)
-    errors = [relative(average.mean, ref) for ref in references]
-    return {"tau": config.sigma**2 * math.sqrt(d2 * n), "steps_done": done, "errors": errors,
-            "ratio": errors[0] / min(errors[1:]),
+    return {"tau": config.sigma**2 * math.sqrt(d2 * n), "steps_done": done,
             "singular_values": {
                 "target Y (no penalty)": torch.linalg.svdvals(Y).numpy(),
                 "SVT(τ)": np.linalg.svd(references[0], compute_uv=False),
                 "PGD average": np.linalg.svd(average.mean, compute_uv=False),
                 "PGD last iterate": np.linalg.svd(product(), compute_uv=False)},
-            "iterate_steps": average.iterate_steps, "iterate_curve": average.iterate_curve,
-            "average_steps": average.average_steps,
-            **{f"average_curve_{j}": c for j, c in enumerate(average.average_curves)}}
+            **average.metrics()}
 
 
 def claims(summary: Summary) -> list[Claim]:
@@ -107,12 +103,7 @@ def claims(summary: Summary) -> list[Claim]:
 def plot(summary: Summary, outdir: Path) -> list[str]:
     run0 = summary["runs"][0]["metrics"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.loglog(run0["iterate_steps"], run0["iterate_curve"], color="0.6", lw=0.8,
-              label="last iterate → SVT(τ)")
-    for j, label in enumerate(LABELS):
-        ax.loglog(run0["average_steps"], run0[f"average_curve_{j}"], color=f"C{j}",
-                  label=f"average (2nd half) → {label}")
-    ax.axhline(0.02, color="k", lw=0.6, ls=":", label="2% (claim)")
+    plot_convergence(ax, run0, LABELS)
     ax.set(xlabel="PGD step", ylabel="relative Frobenius distance",
            title=f"PGD on W2·W1 vs nuclear-norm solution (τ = {run0['tau']:.3g})")
     ax.legend(fontsize=8)
