@@ -59,9 +59,11 @@ def render_markdown(summaries: list[dict[str, Any]], descriptions: dict[str, str
         lines += ["", f"## {s['experiment']}", "", f"*{s['paper']}*: {s['claim']}", ""]
         if descriptions.get(s["experiment"]):
             lines += [descriptions[s["experiment"]], ""]
-        lines += [f"Preset `{s['preset']}`, seeds {s['seeds']}, config hash `{s['config_hash']}`.", ""]
-        lines += [f"- **{_verdict(c['passed'])}**: {c['statement']} (measured {_fmt(c['measured'])}, "
-                  f"expected {c['expected']})" for c in s["claims"]]
+        lines += [f"Preset `{s['preset']}`, seeds {s['seeds']}, "
+                  f"config hash `{s['config_hash']}`.", ""]
+        lines += [f"- **{_verdict(c['passed'])}**: {c['statement']} "
+                  f"(measured {_fmt(c['measured'])}, expected {c['expected']})"
+                  for c in s["claims"]]
         lines += [""] + [f"![{p}]({s['experiment']}/{p})" for p in s["plots"]]
     return "\n".join(lines) + "\n"
 
@@ -84,7 +86,8 @@ def render_html(summaries: list[dict[str, Any]], descriptions: dict[str, str], r
                   f"<p><em>{esc(s['paper'])}</em>: {esc(s['claim'])}</p>"]
         if descriptions.get(s["experiment"]):
             parts.append(f"<p>{esc(descriptions[s['experiment']])}</p>")
-        parts.append(f"<p>Preset <code>{esc(s['preset'])}</code>, seeds {esc(str(s['seeds']))}.</p>")
+        parts.append(f"<p>Preset <code>{esc(s['preset'])}</code>, "
+                     f"seeds {esc(str(s['seeds']))}.</p>")
         for plot in s["plots"]:
             data = base64.b64encode((root / s["experiment"] / plot).read_bytes()).decode()
             parts.append(f"<img alt='{esc(plot)}' src='data:image/png;base64,{data}'>")
