@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from noisereg._plotting import plt
+from noisereg.data.images import Split
 from noisereg.diagnostics.geometry import segment_measures
 from noisereg.models.init import generator
 
@@ -28,6 +29,10 @@ STRAIGHT_RELATIVE_SAGITTA = 0.15
 TRACKED: tuple[str, ...] = (
     "gradient_gap_deviation", "relative_gradient_gap_deviation", "gradient_deflection",
     "sagitta", "relative_sagitta", "kinks", "neuron_flips")
+# The trained-network experiments measure train-train and test-test segments and plot these.
+SPLITS = ("train", "test")
+PLOTTED = ("relative_gradient_gap_deviation", "relative_sagitta", "gradient_gap_deviation",
+           "gradient_deflection", "kinks", "neuron_flips")
 LABELS = {
     "gradient_gap_deviation": "gradient gap deviation",
     "relative_gradient_gap_deviation": "relative gradient gap deviation",
@@ -47,6 +52,17 @@ def pair_indices(n: int, pairs: int, seed: int) -> tuple[torch.Tensor, torch.Ten
     first = torch.randint(n, (pairs,), generator=gen)
     second = (first + torch.randint(1, n, (pairs,), generator=gen)) % n  # never equal
     return first, second
+
+
+def split_pairs(data: Split, pairs: int, seed: int) -> dict[str, tuple[torch.Tensor, ...]]:
+    """For each of ``SPLITS``: (x_a, x_b, y_a, y_b) of ``pairs`` seeded pairs of distinct
+    samples of that split (train-train and test-test segments)."""
+    segments = {}
+    for split in SPLITS:
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        first, second = pair_indices(len(x), pairs, 2 * seed + SPLITS.index(split))
+        segments[split] = (x[first], x[second], y[first], y[second])
+    return segments
 
 
 def measure(model: torch.nn.Module, xa: torch.Tensor, xb: torch.Tensor, *, points: int,

@@ -25,20 +25,19 @@ from noisereg._progress import bar
 from noisereg._validate import check_fraction, check_int, check_positive
 from noisereg.experiments._geometry import (
     LABELS,
+    PLOTTED,
+    SPLITS,
     STRAIGHT_RELATIVE_GGD,
     STRAIGHT_RELATIVE_SAGITTA,
     measure,
     over_seeds,
-    pair_indices,
+    split_pairs,
 )
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, per_seed, seed_mean
 from noisereg.train import TrainConfig, Trainer
 
 METHODS = ("gd", "pgd-layerwise", "label-noise", "pegr")
 REGULARIZERS = METHODS[1:]
-SPLITS = ("train", "test")
-PLOTTED = ("relative_gradient_gap_deviation", "relative_sagitta", "gradient_gap_deviation",
-           "gradient_deflection", "kinks", "neuron_flips")
 
 
 @dataclass(frozen=True)
@@ -80,12 +79,8 @@ def run(config: Config, seed: int) -> Metrics:
             method=method, dataset=config.dataset, n_train=config.n_train, n_test=config.n_test,
             widths=config.widths, steps=config.steps, batch_size=config.n_train, lr=config.lr,
             sigma=config.sigma, lam=config.lam, flip=config.flip, seed=seed))
-        data = trainer.data
-        segments = {}
-        for split in SPLITS:
-            x = getattr(data, f"x_{split}")
-            first, second = pair_indices(len(x), config.pairs, 2 * seed + SPLITS.index(split))
-            segments[split] = (x[first], x[second])
+        segments = {split: pair[:2] for split, pair in
+                    split_pairs(trainer.data, config.pairs, seed).items()}
         if method == METHODS[0]:  # the common initialization, once
             for split, (xa, xb) in segments.items():
                 for name, value in measure(trainer.module, xa, xb, points=config.points).items():

@@ -21,19 +21,17 @@ from noisereg._validate import check_int, check_positive
 from noisereg.diagnostics.geometry import segment_profiles
 from noisereg.experiments._geometry import (
     LABELS,
+    PLOTTED,
+    SPLITS,
     STRAIGHT_RELATIVE_GGD,
     STRAIGHT_RELATIVE_SAGITTA,
     error_plot,
     measure,
     over_seeds,
-    pair_indices,
+    split_pairs,
 )
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, per_seed, seed_mean
 from noisereg.train import TrainConfig, Trainer
-
-SPLITS = ("train", "test")
-PLOTTED = ("relative_gradient_gap_deviation", "relative_sagitta", "gradient_gap_deviation",
-           "gradient_deflection", "kinks", "neuron_flips")
 
 
 @dataclass(frozen=True)
@@ -90,12 +88,8 @@ def run(config: Config, seed: int) -> Metrics:
             method="gd", dataset=config.dataset, n_train=config.n_train, n_test=config.n_test,
             widths=(width,) * config.depth, steps=config.epochs * steps_per_epoch,
             batch_size=config.batch_size, lr=config.lr, seed=seed))
-        model, data = trainer.module, trainer.data
-        segments = {}
-        for split in SPLITS:
-            x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
-            first, second = pair_indices(len(x), config.pairs, 2 * seed + SPLITS.index(split))
-            segments[split] = (x[first], x[second], y[first], y[second])
+        model = trainer.module
+        segments = split_pairs(trainer.data, config.pairs, seed)
         shown = _profile_pairs(*segments["test"][2:], config.profile_pairs)
         xa, xb, ya, yb = (values[shown] for values in segments["test"])
         widest = width == config.widths[-1]
