@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from noisereg._plotting import plt, save
+from noisereg._plotting import plot_coefficients, plt, save
 from noisereg._validate import check_int, check_positive
 from noisereg.dln import label_noise_sgd, sparse_regression
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, seed_mean
@@ -114,14 +114,11 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
 
     run0 = summary["runs"][0]["metrics"]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    index = np.arange(len(run0["beta_star"]))
-    ax.plot(index, run0["beta_last_0"], ".", color="0.6", ms=4, label="last iterate")
-    ax.plot(index, run0["beta_avg_0"], "o", mfc="none", color="C1", label="time average")
-    ax.plot(index, run0["lasso"], "x", color="C0", label="Lasso(λ)")
-    star = np.flatnonzero(run0["beta_star"])
-    ax.plot(star, np.asarray(run0["beta_star"])[star], "+", color="k", ms=10, label="β* (support)")
-    ax.set(xlabel="coordinate j", ylabel="β_j",
-           title=f"Coefficients, seed {summary['runs'][0]['seed']}, α={alphas[0]:g}")
+    plot_coefficients(ax, run0["beta_star"], [
+        (run0["beta_last_0"], ".", {"color": "0.6", "ms": 4, "label": "last iterate"}),
+        (run0["beta_avg_0"], "o", {"mfc": "none", "color": "C1", "label": "time average"}),
+        (run0["lasso"], "x", {"color": "C0", "label": "Lasso(λ)"})])
+    ax.set_title(f"Coefficients, seed {summary['runs'][0]['seed']}, α={alphas[0]:g}")
     ax.legend(fontsize=8)
     names.append(save(fig, outdir, "coefficients.png"))
     return names

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisereg._plotting import plt, save
+from noisereg._plotting import plot_coefficients, plt, save
 from noisereg._validate import check_int, check_positive
 from noisereg.dln import gradient_descent, label_noise_sgd, sparse_regression
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, per_seed
@@ -141,14 +141,10 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
 
     m = summary["runs"][0]["metrics"]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    index = np.arange(len(m["beta_star"]))
-    ax.plot(index, m["gd"], ".", color="C3",
-            label=f"GD, α={summary['config']['gd_init_scale']:g}")
-    ax.plot(index, m["label_noise"], "o", mfc="none", color="C1", label="label noise (average)")
-    star = np.flatnonzero(m["beta_star"])
-    ax.plot(star, np.asarray(m["beta_star"])[star], "+", color="k", ms=10, label="β* (support)")
-    ax.set(xlabel="coordinate j", ylabel="β_j",
-           title=f"Recovered coefficients, seed {summary['runs'][0]['seed']}")
+    plot_coefficients(ax, m["beta_star"], [
+        (m["gd"], ".", {"color": "C3", "label": f"GD, α={summary['config']['gd_init_scale']:g}"}),
+        (m["label_noise"], "o", {"mfc": "none", "color": "C1", "label": "label noise (average)"})])
+    ax.set_title(f"Recovered coefficients, seed {summary['runs'][0]['seed']}")
     ax.legend(fontsize=8)
     names.append(save(fig, outdir, "coefficients.png"))
     return names

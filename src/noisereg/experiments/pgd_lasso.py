@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from noisereg._plotting import plt, save
+from noisereg._plotting import plot_coefficients, plt, save
 from noisereg._progress import bar
 from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_positive
@@ -122,15 +121,13 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
     names = [save(fig, outdir, "distance_to_lasso.png")]
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    index = np.arange(len(run0["beta_star"]))
-    ax.plot(index, run0["beta_last"], ".", color="0.6", ms=4, label="PGD last iterate")
-    ax.plot(index, run0["beta_avg"], "o", mfc="none", color="C1", label="PGD average")
-    ax.plot(index, run0["beta_explicit"], "s", mfc="none", ms=7, color="C3",
-            label="explicit twin")
-    ax.plot(index, run0["lasso"], "x", color="C0", label="Lasso(2σ²)")
-    star = np.flatnonzero(run0["beta_star"])
-    ax.plot(star, np.asarray(run0["beta_star"])[star], "+", color="k", ms=10, label="β*")
-    ax.set(xlabel="coordinate j", ylabel="β_j", title="Coefficients")
+    plot_coefficients(ax, run0["beta_star"], [
+        (run0["beta_last"], ".", {"color": "0.6", "ms": 4, "label": "PGD last iterate"}),
+        (run0["beta_avg"], "o", {"mfc": "none", "color": "C1", "label": "PGD average"}),
+        (run0["beta_explicit"], "s", {"mfc": "none", "ms": 7, "color": "C3",
+                                      "label": "explicit twin"}),
+        (run0["lasso"], "x", {"color": "C0", "label": "Lasso(2σ²)"})], star_label="β*")
+    ax.set_title("Coefficients")
     ax.legend(fontsize=7, ncol=2)
     names.append(save(fig, outdir, "coefficients.png"))
     return names
