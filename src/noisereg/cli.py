@@ -93,10 +93,9 @@ def _cmd_list() -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from noisereg.experiments.registry import get
     from noisereg.runner import run_experiment
 
-    exp = _lookup(get, args.name)
+    exp = _lookup(args.name)
     config = apply_overrides(exp.preset(args.preset), args.overrides)
     preset = args.preset if not args.overrides else f"{args.preset}+overrides"
     seeds = _seeds(args.seeds, exp.default_seeds(args.preset))
@@ -105,38 +104,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lookup(get, name: str):
+def _lookup(name: str):
+    from noisereg.experiments.registry import get
+
     try:
         return get(name)
     except ValueError as err:
         raise UsageError(str(err)) from None
 
 
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from noisereg.experiments.registry import experiments, get
+def _write_report(out: Path) -> None:
+    """The report of every experiment stored in ``out``, in registry order."""
+    from noisereg.experiments.registry import experiments
     from noisereg.results.report import write_report
-    from noisereg.runner import run_experiment
 
     registry = experiments()
-    selected = [_lookup(get, n) for n in args.only] if args.only else list(registry.values())
+    paths = write_report(out, list(registry), {n: e.description for n, e in registry.items()})
+    print(f"report: {paths[0]} and {paths[1]}")
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from noisereg.experiments.registry import experiments
+    from noisereg.runner import run_experiment
+
+    selected = [_lookup(n) for n in args.only] if args.only else list(experiments().values())
     for exp in bar(selected, desc="reproduce", leave=True):
         seeds = list(range(exp.default_seeds(args.preset)))
         summary = run_experiment(exp, exp.preset(args.preset), seeds, args.out,
                                  preset=args.preset, resume=args.resume)
         passed = sum(c["passed"] for c in summary["claims"])
         print(f"{exp.name}: {passed}/{len(summary['claims'])} claims reproduced", flush=True)
-    paths = write_report(args.out, list(registry), {e.name: e.description for e in selected})
-    print(f"report: {paths[0]} and {paths[1]}")
+    _write_report(args.out)
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from noisereg.experiments.registry import experiments
-    from noisereg.results.report import write_report
-
-    registry = experiments()
-    paths = write_report(args.dir, list(registry), {n: e.description for n, e in registry.items()})
-    print(f"report: {paths[0]} and {paths[1]}")
+    _write_report(args.dir)
     return 0
 
 

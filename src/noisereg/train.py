@@ -223,9 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if trainer.rank == 0 and (done % args.checkpoint_every == 0 or done == config.steps):
                 save_checkpoint(trainer, checkpoint)
         if trainer.rank == 0:
+            accuracy = trainer.evaluate()
             write_json(args.out / "metrics.json", {"config": asdict(config), "final_loss": loss,
-                                                   "steps": done, **trainer.evaluate()})
-            print(json.dumps(trainer.evaluate()))
+                                                   "steps": done, **accuracy})
+            print(json.dumps(accuracy))
         return 0
     except KeyboardInterrupt:
         print("noisereg.train: interrupted; rerun with --resume", file=sys.stderr)
