@@ -217,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpoint = args.out / "checkpoint.pt"
         if args.resume and checkpoint.exists():
             load_checkpoint(trainer, checkpoint)
+        loss = None  # stays None when a finished run is resumed
         while trainer.steps_done < config.steps:
             loss = trainer.step()
             done = trainer.steps_done
@@ -225,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if trainer.rank == 0:
             accuracy = trainer.evaluate()
             write_json(args.out / "metrics.json", {"config": asdict(config), "final_loss": loss,
-                                                   "steps": done, **accuracy})
+                                                   "steps": trainer.steps_done, **accuracy})
             print(json.dumps(accuracy))
         return 0
     except KeyboardInterrupt:

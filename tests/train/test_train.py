@@ -64,3 +64,14 @@ def test_torchrun_two_ranks_trains_and_writes_metrics(tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 4 and 0.0 <= metrics["test_accuracy"] <= 1.0
     assert (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_resuming_a_finished_run_rewrites_the_same_accuracy(tmp_path: Path, capsys) -> None:
+    argv = ["--steps", "3", "--batch-size", "16", "--widths", "8", "--n-train", "64",
+            "--n-test", "32", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    first = json.loads((tmp_path / "metrics.json").read_text())
+    assert main([*argv, "--resume"]) == 0
+    again = json.loads((tmp_path / "metrics.json").read_text())
+    assert again["steps"] == 3 and again["final_loss"] is None
+    assert again["test_accuracy"] == first["test_accuracy"]
