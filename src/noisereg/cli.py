@@ -145,8 +145,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from noisereg.bench import main as bench_main
+    from noisereg.bench import select
 
-    return bench_main(only=args.only, as_json=args.json, peers=args.peers, write=args.write)
+    try:
+        chosen = select(args.only, peers=args.peers)
+    except ValueError as err:  # an unknown --only name: bad input like any other
+        raise UsageError(str(err)) from None
+    return bench_main(chosen, as_json=args.json, write=args.write, scaling_plot=not args.only)
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:

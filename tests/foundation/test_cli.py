@@ -119,3 +119,10 @@ def test_report_rebuilds_and_refuses_corrupted_files(toy_registry, tmp_path, cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(summary) in err and "corrupted" in err
     assert main(["report", str(tmp_path / "nothing")]) == 1
+
+
+def test_unknown_benchmark_is_one_line_exit_2(capsys) -> None:
+    assert main(["bench", "--only", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown benchmark 'nope'; valid:" in err
+    assert "reproduce-quick" in err

@@ -82,17 +82,21 @@ def _markdown(rows: list[dict[str, Any]], plot: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(*, only: Sequence[str] | None = None, as_json: bool = False, peers: bool = False,
-         write: Path | None = None) -> int:
+def select(only: Sequence[str] | None = None, peers: bool = False) -> list[Target]:
+    """The targets named by ``only`` (all when None); peer targets only with ``peers``."""
     chosen = [t for t in targets() if peers or not t.peer]
     if only:
         names = {t.name for t in chosen}
         unknown = [n for n in only if n not in names]
         if unknown:
-            from noisereg.cli import UsageError
-
-            raise UsageError(f"unknown benchmark {unknown[0]!r}; valid: {', '.join(sorted(names))}")
+            raise ValueError(f"unknown benchmark {unknown[0]!r}; valid: {', '.join(sorted(names))}")
         chosen = [t for t in chosen if t.name in only]
+    return chosen
+
+
+def main(chosen: Sequence[Target], *, as_json: bool = False, write: Path | None = None,
+         scaling_plot: bool = True) -> int:
+    """Measure ``chosen`` and print (or ``--json``) the table; ``write`` the markdown file."""
     rows = []
     for target in chosen:
         claim = Claim.compare(target.name, target.description, target.measure(), target.op,
@@ -106,7 +110,7 @@ def main(*, only: Sequence[str] | None = None, as_json: bool = False, peers: boo
         print(json.dumps({"machine": machine(), "results": rows}, indent=2))
     if write is not None:
         plot = None
-        if not only:  # the scaling plot comes with a full run
+        if scaling_plot:  # the scaling plot comes with a full run
             from noisereg.bench.scaling import plot_scaling
 
             plot = f"benchmarks/{plot_scaling(write.parent / 'benchmarks')}"
