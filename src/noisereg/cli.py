@@ -31,7 +31,9 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="noisereg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="list the experiments: name, paper, claim")
+    listing = sub.add_parser("list", help="list the experiments: name, paper, claims and sources")
+    listing.add_argument("--json", action="store_true",
+                         help="print every experiment with its declared claims as JSON")
 
     def presets(p: argparse.ArgumentParser) -> None:
         group = p.add_mutually_exclusive_group()
@@ -67,11 +69,20 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _claims_table(summary: dict) -> str:
-    rows = [(c["name"], f"{c['measured']:.4g}" if isinstance(c["measured"], float)
-             else str(c["measured"]), c["expected"],
-             "reproduced" if c["passed"] else "not reproduced") for c in summary["claims"]]
-    header = ("claim", "measured", "expected", "verdict")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    from noisereg.experiments.claims import shown_verdict, void_verdicts
+
+    void = void_verdicts(summary["claims"])
+
+    def number(value: object) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    rows = [(c["name"], c["source"], number(c["measured"]),
+             "-" if c["interval"] is None else
+             f"[{number(c['interval'][0])}, {number(c['interval'][1])}]",
+             str(c["seeds"]), c["expected"], shown_verdict(c, void))
+            for c in summary["claims"]]
+    header = ("claim", "source", "measured", "interval", "seeds", "expected", "verdict")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
     return f"{summary['experiment']} ({summary['paper']})\n" + "\n".join(lines)
@@ -84,11 +95,23 @@ def _seeds(n: int | None, default: int) -> list[int]:
     return list(range(n))
 
 
-def _cmd_list() -> int:
+def _cmd_list(as_json: bool) -> int:
+    from collections import Counter
+    from dataclasses import asdict
+
     from noisereg.experiments.registry import experiments
 
-    for exp in experiments().values():
-        print(f"{exp.name:24s} {exp.paper:38s} {exp.claim}")
+    registry = experiments().values()
+    if as_json:
+        print(json.dumps([{"name": e.name, "paper": e.paper, "claim": e.claim,
+                           "claims": [{**asdict(c), "expected": c.expected}
+                                      for c in e.claim_specs]} for e in registry], indent=2))
+        return 0
+    for exp in registry:
+        counts = Counter(spec.source for spec in exp.claim_specs)
+        sources = ", ".join(f"{counts[k]} {k}" for k in ("paper", "derived", "exploratory",
+                                                           "sanity") if counts[k])
+        print(f"{exp.name:24s} {exp.paper:38s} [{sources}] {exp.claim}")
     return 0
 
 
@@ -124,6 +147,9 @@ def _write_report(out: Path) -> None:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from noisereg.experiments.claims import shown_verdict, void_verdicts
     from noisereg.experiments.registry import experiments
     from noisereg.runner import run_experiment
 
@@ -132,8 +158,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         seeds = list(range(exp.default_seeds(args.preset)))
         summary = run_experiment(exp, exp.preset(args.preset), seeds, args.out,
                                  preset=args.preset, resume=args.resume)
-        passed = sum(c["passed"] for c in summary["claims"])
-        print(f"{exp.name}: {passed}/{len(summary['claims'])} claims reproduced", flush=True)
+        verdicts = Counter(shown_verdict(c, void_verdicts(summary["claims"]))
+                           for c in summary["claims"])
+        print(f"{exp.name}: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())),
+              flush=True)
     _write_report(args.out)
     return 0
 
@@ -164,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _build_parser().parse_args(argv)
         signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops like Ctrl-C: no partial file
         with quiet(getattr(args, "quiet", False)):
-            handler = {"list": lambda: _cmd_list(), "run": lambda: _cmd_run(args),
+            handler = {"list": lambda: _cmd_list(args.json), "run": lambda: _cmd_run(args),
                        "reproduce": lambda: _cmd_reproduce(args),
                        "report": lambda: _cmd_report(args), "bench": lambda: _cmd_bench(args)}
             return handler[args.command]()

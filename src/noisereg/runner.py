@@ -58,7 +58,7 @@ def run_experiment(
         # Timings stay in runs.jsonl: the summary is identical for identical seeds.
         "runs": [{"seed": s, "metrics": records[s]["metrics"]} for s in seeds],
     }
-    summary["claims"] = [c.to_json() for c in exp.claims(summary)]
+    summary["claims"] = [c.to_json() for c in exp.decided(summary)]
     summary["plots"] = list(exp.plot(summary, directory))
     summary = to_jsonable(summary)
     write_json(directory / "summary.json", summary)

@@ -9,31 +9,31 @@ import json
 import pytest
 
 from noisereg.experiments import registry
+from noisereg.experiments.claims import OUTCOMES
 from noisereg.runner import run_experiment
 
 PEGR_SMALL = dict(n=6, d=60, n_test=50, steps=40, eta=0.5, sigma0=0.05)
-# name -> (config changes, number of claims)
+# name -> config changes that make it tiny
 TINY = {
-    "label-noise-lasso": (dict(n=15, d=30, k=3, steps=20_000), 3),
-    "label-noise-vs-gd": (dict(n=15, d=30, k=3, gd_steps=5_000, steps=20_000), 3),
-    "label-noise-support": (dict(n=30, d=40, steps=20_000, sweep_deltas=(1.0, 6.0, 10.0),
-                                 gd_steps=5_000), 3),
-    "pgd-lasso": (dict(n=20, d=10, k=2, steps=2000, explicit_steps=200), 3),
-    "pgd-nuclear": (dict(steps=2000), 2),
-    "variance-explosion": (dict(widths=(10, 50), samples=200, grad_samples=50), 4),
-    "pgd-width": (dict(widths=(10, 30), steps=400, blocks=10), 2),
-    "pgd-generalization": (dict(dataset="digits", n_train=200, n_test=100, widths=(16,),
-                                steps=20, sigmas=(0.05,), probes=3), 1),
-    "pegr-signal-noise": (dict(PEGR_SMALL, records=5), 3),
-    "pegr-lambda-sweep": (dict(PEGR_SMALL, lams=(1e-3, 1e-2)), 1),
-    "pegr-robustness": (dict(PEGR_SMALL, noise_scales=(0.0, 1.0)), 2),
-    "pegr-real": (dict(n_train=40, n_test=40, width=8, steps=6, records=3), 3),
-    "geometry-init": (dict(dataset="digits", widths=(8, 16), depths=(1, 2), pairs=6, points=9),
-                      5),
-    "geometry-training": (dict(dataset="digits", n_train=64, n_test=32, widths=(8, 16),
-                               epochs=2, batch_size=32, pairs=6, points=9, profile_pairs=2), 5),
-    "geometry-regularizers": (dict(dataset="digits", n_train=32, n_test=32, widths=(8,),
-                                   steps=3, pairs=6, points=9), 5),
+    "label-noise-lasso": dict(n=15, d=30, k=3, steps=20_000),
+    "label-noise-vs-gd": dict(n=15, d=30, k=3, gd_steps=5_000, steps=20_000),
+    "label-noise-support": dict(n=30, d=40, steps=20_000, sweep_deltas=(1.0, 6.0, 10.0),
+                                 gd_steps=5_000),
+    "pgd-lasso": dict(n=20, d=10, k=2, steps=2000, explicit_steps=200),
+    "pgd-nuclear": dict(steps=2000),
+    "variance-explosion": dict(widths=(10, 50), samples=200, grad_samples=50),
+    "pgd-width": dict(widths=(10, 30), steps=400, blocks=10),
+    "pgd-generalization": dict(dataset="digits", n_train=200, n_test=100, widths=(16,),
+                                steps=20, sigmas=(0.05,), probes=3),
+    "pegr-signal-noise": dict(PEGR_SMALL, records=5),
+    "pegr-lambda-sweep": dict(PEGR_SMALL, lams=(1e-3, 1e-2)),
+    "pegr-robustness": dict(PEGR_SMALL, noise_scales=(0.0, 1.0)),
+    "pegr-real": dict(n_train=40, n_test=40, width=8, steps=6, records=3),
+    "geometry-init": dict(dataset="digits", widths=(8, 16), depths=(1, 2), pairs=6, points=9),
+    "geometry-training": dict(dataset="digits", n_train=64, n_test=32, widths=(8, 16),
+                               epochs=2, batch_size=32, pairs=6, points=9, profile_pairs=2),
+    "geometry-regularizers": dict(dataset="digits", n_train=32, n_test=32, widths=(8,),
+                                   steps=3, pairs=6, points=9),
 }
 
 
@@ -45,12 +45,13 @@ def test_every_experiment_has_a_tiny_config() -> None:
 def test_experiment_runs_through_the_runner(name, tmp_path) -> None:
     exp = registry.get(name)
     assert exp.paper and exp.claim and exp.description
-    change, count = TINY[name]
-    config = dataclasses.replace(exp.quick, **change)
+    config = dataclasses.replace(exp.quick, **TINY[name])
     summary = run_experiment(exp, config, [0, 1], tmp_path, preset="quick")
-    assert len(summary["claims"]) == count
+    assert [c["name"] for c in summary["claims"]] == [s.name for s in exp.claim_specs]
+    specs = {spec.name: spec for spec in exp.claim_specs}
     for claim in summary["claims"]:
-        assert isinstance(claim["passed"], bool) and claim["expected"] and claim["statement"]
+        assert claim["outcome"] in OUTCOMES and claim["expected"] and claim["statement"]
+        assert claim["source"] == specs[claim["name"]].source
     assert 1 <= len(summary["plots"]) <= 3
     for png in summary["plots"]:
         assert (tmp_path / name / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

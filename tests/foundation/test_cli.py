@@ -48,9 +48,11 @@ def test_run_prints_claims_and_json_summary(toy_registry, capsys, tmp_path) -> N
     assert summary["config"]["scale"] == 4.0 and summary["seeds"] == [0, 1, 2]
     assert summary["preset"] == "quick+overrides"
     claim = summary["claims"][0]
-    assert set(claim) == {"name", "statement", "measured", "expected", "passed"}
-    # The sample mean of 500 uniforms times 4 is within 0.2 of 2 (about 8 standard errors).
-    assert claim["passed"] and claim["measured"] < 0.2
+    assert {"name", "source", "statement", "basis", "measured", "interval", "seeds", "expected",
+            "verdict"} <= set(claim)
+    # The sample mean of 500 uniforms over the scale is within 0.05 of 1/2 (about 4 sigma).
+    assert claim["verdict"] == "reproduced" and claim["measured"] < 0.05
+    assert claim["source"] == "derived" and claim["seeds"] == 3
 
 
 def test_reproduce_writes_everything_and_is_deterministic(toy_registry, tmp_path) -> None:
@@ -61,9 +63,11 @@ def test_reproduce_writes_everything_and_is_deterministic(toy_registry, tmp_path
         assert (a / "toy" / name).is_file()
     assert (a / "toy" / "summary.json").read_bytes() == (b / "toy" / "summary.json").read_bytes()
     md = (a / "report.md").read_text()
-    table_row = md.splitlines()[6]
-    assert table_row.startswith("| toy | nobody 2024 | the sample mean is near scale/2 |")
-    assert table_row.endswith("| reproduced |") and "![curve.png](toy/curve.png)" in md
+    assert md.splitlines()[2] == ("**1 of 1 paper claims reproduced, 0 inconclusive, "
+                                  "0 not reproduced.**  ")
+    row = next(line for line in md.splitlines() if "| above 0.4" in line or "above 0.4 |" in line)
+    assert row.startswith("| toy | paper (nobody 2024) | the sample mean over scale is above 0.4 |")
+    assert row.endswith("| 3 | &gt; 0.4 | reproduced |") and "![curve.png](toy/curve.png)" in md
     assert "data:image/png;base64," in (a / "report.html").read_text()
     assert len((a / "toy" / "runs.jsonl").read_text().splitlines()) == 3
 

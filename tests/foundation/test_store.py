@@ -50,7 +50,7 @@ def test_summary_validation(tmp_path: Path) -> None:
     summary = {k: [] for k in store.SUMMARY_KEYS}
     summary["claims"] = [{"name": "a"}]
     path.write_text(json.dumps(summary))
-    with pytest.raises(ResultsError, match="claim 0 lacks statement"):
+    with pytest.raises(ResultsError, match="claim 0 lacks source, statement"):
         read_summary(path)
     summary["claims"], summary["plots"] = [], ["gone.png"]
     path.write_text(json.dumps(summary))

@@ -7,7 +7,11 @@ An experiment is one module in :mod:`noisereg.experiments` that defines ``EXPERI
   and its ``__post_init__`` validates the fields (raise ``ValueError`` naming the field);
 * ``run(config, seed) -> metrics``: one seed, every random draw from generators seeded by ``seed``;
   the metrics are JSON values (numbers, strings, lists, dicts) and identical for identical inputs;
-* ``claims(summary) -> list[Claim]``: the paper's claims measured on all seeds of the summary;
+* ``claim_specs``: the :class:`~noisereg.experiments.claims.ClaimSpec` of every claim, each with
+  its source (paper, derived, exploratory, sanity), threshold and the threshold's origin, fixed
+  before any result is seen;
+* ``claims(summary) -> list[Claim]``: each spec decided on the per-seed values of the summary
+  (:meth:`ClaimSpec.decide`);
 * ``plot(summary, outdir) -> list[str]``: PNG files written into ``outdir`` (names returned).
 
 The registry (:mod:`noisereg.experiments.registry`) discovers the modules; the runner
@@ -20,7 +24,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import operator
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -30,45 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from noisereg.experiments.claims import Claim, ClaimSpec
+
 Metrics = dict[str, Any]
 Summary = dict[str, Any]
-
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One claim of a paper, measured: ``passed`` is the verdict (reproduced or not)."""
-
-    name: str
-    statement: str
-    measured: float | str
-    expected: str
-    passed: bool
-
-    @classmethod
-    def compare(cls, name: str, statement: str, measured: float, op: str,
-                threshold: float) -> Claim:
-        """A claim ``measured <op> threshold``; a non-finite measurement is never reproduced."""
-        if op not in _OPS:
-            raise ValueError(f"op must be one of {', '.join(_OPS)}; got {op!r}")
-        measured = float(measured)
-        passed = math.isfinite(measured) and _OPS[op](measured, threshold)
-        return cls(name, statement, measured, f"{op} {threshold:g}", bool(passed))
-
-    @classmethod
-    def holds(cls, name: str, statement: str, measured: str, passed: bool) -> Claim:
-        """A claim measured as a description, its verdict computed by the caller."""
-        return cls(name, statement, measured, "true", bool(passed))
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
 class Experiment:
@@ -79,11 +47,31 @@ class Experiment:
     quick: Any
     full: Any
     run: Callable[[Any, int], Metrics]
+    claim_specs: tuple[ClaimSpec, ...]
     claims: Callable[[Summary], list[Claim]]
     plot: Callable[[Summary, Path], list[str]]
-    seeds_quick: int = 1
-    seeds_full: int = 3
+    seeds_quick: int = 3
+    seeds_full: int = 5
     description: str = ""
+
+    def __post_init__(self) -> None:
+        names = [spec.name for spec in self.claim_specs]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"experiment {self.name!r}: claim_specs must be non-empty with "
+                             "unique names")
+
+    def decided(self, summary: Summary) -> list[Claim]:
+        """``claims(summary)``, checked against the specs fixed before the results were seen."""
+        specs = {spec.name: spec for spec in self.claim_specs}
+        claims = self.claims(summary)
+        for claim in claims:
+            spec = specs.get(claim.name)
+            if spec is None or (claim.source, claim.expected, claim.statement,
+                                claim.basis) != (spec.source, spec.expected, spec.statement,
+                                                 spec.basis):
+                raise RuntimeError(f"experiment {self.name!r}: claim {claim.name!r} does not "
+                                   "match a declared ClaimSpec")
+        return claims
 
     def preset(self, name: str) -> Any:
         if name not in ("quick", "full"):
@@ -183,11 +171,11 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return to_jsonable(value.tolist())
     if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
+        return to_jsonable(value.item())
     if hasattr(value, "detach") and hasattr(value, "tolist"):  # torch tensors
         return to_jsonable(value.detach().cpu().tolist())
     if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)  # JSON has no inf/nan; keep them readable and loadable
+        return None  # JSON has no inf/nan: null, which every reader takes as NaN (per_seed)
     if isinstance(value, Path):
         return str(value)
     return value
@@ -196,7 +184,13 @@ def to_jsonable(value: Any) -> Any:
 def per_seed(summary: Summary, key: str) -> np.ndarray:
     """The metric ``key`` of every seed of ``summary``, stacked (seeds first)."""
     values = [run["metrics"][key] for run in summary["runs"]]
-    return np.asarray([[float(x) for x in v] if isinstance(v, list) else float(v) for v in values])
+    return np.asarray([[_number(x) for x in v] if isinstance(v, list) else _number(v)
+                       for v in values])
+
+
+def _number(value: Any) -> float:
+    """A stored metric as a float: null (a non-finite value, see ``to_jsonable``) is NaN."""
+    return math.nan if value is None else float(value)
 
 
 def seed_mean(summary: Summary, key: str) -> float | np.ndarray:

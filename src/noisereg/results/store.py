@@ -16,7 +16,8 @@ from typing import Any
 
 SUMMARY_KEYS = ("experiment", "paper", "claim", "preset", "config", "config_hash", "seeds", "runs",
                 "claims", "plots")
-CLAIM_KEYS = ("name", "statement", "measured", "expected", "passed")
+CLAIM_KEYS = ("name", "source", "statement", "basis", "expected", "rule", "measured", "interval",
+              "seeds", "outcome", "verdict", "note")
 RUN_KEYS = ("experiment", "config_hash", "seed", "metrics")
 
 
