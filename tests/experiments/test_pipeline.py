@@ -21,6 +21,7 @@ TINY = {
                                  gd_steps=5_000),
     "pgd-lasso": dict(n=20, d=10, k=2, steps=2000, explicit_steps=200),
     "pgd-nuclear": dict(steps=2000),
+    "pgd-group-lasso": dict(n=12, groups=5, k=3, active=2, steps=400),
     "variance-explosion": dict(widths=(10, 50), samples=200, grad_samples=50),
     "pgd-width": dict(widths=(10, 30), steps=400, blocks=10),
     "pgd-generalization": dict(dataset="digits", n_train=200, n_test=100, widths=(16,),

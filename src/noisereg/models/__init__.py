@@ -7,6 +7,7 @@ _EXPORTS = {
     "generator": "noisereg.models.init",
     "he_init_": "noisereg.models.init",
     "DiagonalLinearNet": "noisereg.models.diagonal",
+    "GroupNet": "noisereg.models.group",
     "PatchCNN": "noisereg.models.patch_cnn",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
