@@ -22,6 +22,8 @@ TINY = {
     "pgd-lasso": dict(n=20, d=10, k=2, steps=2000, explicit_steps=200),
     "pgd-nuclear": dict(steps=2000),
     "pgd-group-lasso": dict(n=12, groups=5, k=3, active=2, steps=400),
+    "anti-pgd-flat-minima": dict(valley_steps=200, n=10, d=20, k=2, sparse_steps=200,
+                                 n_train=64, n_test=32, width=8, image_steps=20, probes=2),
     "variance-explosion": dict(widths=(10, 50), samples=200, grad_samples=50),
     "pgd-width": dict(widths=(10, 30), steps=400, blocks=10),
     "pgd-generalization": dict(dataset="digits", n_train=200, n_test=100, widths=(16,),

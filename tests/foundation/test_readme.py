@@ -1,20 +1,30 @@
 """The README's experiments table names exactly the registered experiments, with their claims."""
 
 import re
+from collections import Counter
 from pathlib import Path
 
+from noisereg.experiments.claims import SOURCES
 from noisereg.experiments.registry import experiments
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_readme_lists_every_experiment_with_paper_and_claim() -> None:
+def _sources(exp) -> str:
+    counts = Counter(spec.source for spec in exp.claim_specs)
+    return ", ".join(f"{counts[s]} {s}" for s in SOURCES if counts[s])
+
+
+def test_readme_lists_every_experiment_with_paper_claim_and_sources() -> None:
     text = README.read_text()
     table = re.search(r"<!-- experiments-table.*?-->\n(.*?)<!-- /experiments-table -->", text, re.S)
     assert table, "README has no experiments table"
     rows = [line.strip("|").split("|") for line in table.group(1).splitlines()[2:]]
-    listed = {r[0].strip().strip("`"): (r[1].strip(), r[2].strip()) for r in rows}
-    assert listed == {e.name: (e.paper, e.claim) for e in experiments().values()}
+    listed = {r[0].strip().strip("`"): tuple(c.strip() for c in r[1:4]) for r in rows}
+    expected = {e.name: (e.paper, e.claim, _sources(e)) for e in experiments().values()}
+    table_text = "\n".join(f"| `{n}` | {p} | {c} | {s} |" for n, (p, c, s) in
+                           sorted(expected.items()))
+    assert listed == expected, f"the README's table should read:\n{table_text}"
 
 
 def test_readme_test_command_is_what_ci_runs() -> None:
