@@ -45,6 +45,11 @@ def _plain_python(X, y, *, step_size, delta, steps, init_scale, parametrization,
     return betas, betas[start:].mean(axis=0)
 
 
+def _second_half_averages(betas: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """The mean of beta_{t//2 + 1}, ..., beta_t for each t of ``steps``."""
+    return np.array([betas[t // 2: t].mean(axis=0) for t in steps])
+
+
 @pytest.mark.parametrize(
     ("parametrization", "noise", "batch_size"),
     [("u2-v2", "rademacher", 1), ("u2", "gaussian", 1), ("u2-v2", "gaussian", 3),
@@ -77,7 +82,8 @@ def test_trace_is_recorded_at_log_spaced_steps() -> None:
     assert np.all(t[1:] / t[:-1] <= 2.0)  # geometric spacing (integer rounding at the start)
     np.testing.assert_allclose(trace.time, 0.02 * t)
     at_t = betas[t - 1]
-    averages = np.array([betas[k // 2: k].mean(axis=0) for k in t])
+    averages = _second_half_averages(betas, t)
+    np.testing.assert_allclose(trace.averages, averages, rtol=0, atol=1e-12)
     np.testing.assert_allclose(trace.loss, 0.5 * ((at_t @ X.T - y) ** 2).mean(axis=1), rtol=1e-10)
     np.testing.assert_allclose(trace.loss_avg, 0.5 * ((averages @ X.T - y) ** 2).mean(axis=1),
                                rtol=1e-10)
@@ -91,6 +97,10 @@ def test_trace_is_recorded_at_log_spaced_steps() -> None:
     two = label_noise_sgd(X, y, reference=both, **kwargs).trace
     np.testing.assert_allclose(two.distance_avg[:, 0], trace.distance_avg, rtol=1e-12)
     np.testing.assert_allclose(two.distance[:, 1], np.linalg.norm(at_t, axis=1), rtol=1e-10)
+    # A finer trace records more steps, the same numbers at the steps both record.
+    fine = label_noise_sgd(X, y, trace_points=200, **kwargs).trace
+    assert len(fine.steps) > len(t) and fine.steps[-1] == 400
+    np.testing.assert_allclose(fine.averages, _second_half_averages(betas, fine.steps), atol=1e-12)
 
 
 def test_gradient_descent_is_the_full_batch_noiseless_update() -> None:
@@ -143,6 +153,7 @@ def test_divergence_raises_with_the_stability_hint() -> None:
         ({"reference": np.ones(3)}, r"reference must be a finite array of shape \(12,\)"),
         ({"reference": np.ones((2, 2, 12))}, "reference must be a finite array"),
         ({"seed": -1}, "seed must be in"),
+        ({"trace_points": 1}, "trace_points must be in"),
     ],
 )
 def test_bad_input_names_the_parameter(change, message) -> None:

@@ -43,15 +43,17 @@ BLOCK_DRAWS = 1 << 16  # random draws per block (steps x batch), ~1 MB of indice
 class Trace:
     """Quantities at log-spaced steps t (the last one is the final step).
 
-    ``time`` = gamma t (continuous time); ``loss`` = (1/2n) ||X beta_t - y||^2 on the clean
-    labels; ``loss_avg`` the same for the running average of beta over the steps in
-    (average_from t, t]; ``distance`` / ``distance_avg`` the relative distances
+    ``time`` = gamma t (continuous time); ``averages`` (T, d) the running average of beta over
+    the steps in (average_from t, t]; ``loss`` = (1/2n) ||X beta_t - y||^2 on the clean labels,
+    ``loss_avg`` the same for the running average; ``distance`` / ``distance_avg`` the relative
+    distances
     ||b - reference|| / ||reference|| (absolute if the reference is 0), shape (T,) or (T, k)
     for k references, None without reference.
     """
 
     steps: np.ndarray
     time: np.ndarray
+    averages: np.ndarray
     loss: np.ndarray
     loss_avg: np.ndarray
     distance: np.ndarray | None
@@ -110,14 +112,14 @@ def _relative_distance(betas: np.ndarray, reference: np.ndarray | None) -> np.nd
 def label_noise_sgd(X: np.ndarray, y: np.ndarray, *, step_size: float, delta: float, steps: int,
                     init_scale: float, parametrization: Parametrization = "u2-v2",
                     noise: Noise = "rademacher", batch_size: int = 1, seed: int = 0,
-                    average_from: float = 0.5,
-                    reference: np.ndarray | None = None) -> DLNResult:
+                    average_from: float = 0.5, reference: np.ndarray | None = None,
+                    trace_points: int = TRACE_POINTS) -> DLNResult:
     """Label-noise SGD on a diagonal linear network from u = v = alpha (``init_scale``).
 
     The update is in the module docstring (gamma = ``step_size``, delta = label-noise standard
     deviation). ``beta_avg`` averages beta over steps ``floor(average_from * steps) + 1`` to
     ``steps``. ``reference`` (shape (d,), or (k, d) for k of them), e.g. the Lasso solution, adds
-    distances to the trace.
+    distances to the trace, recorded at about ``trace_points`` log-spaced steps.
     Raises ValueError if the run diverges (step size too large).
     """
     X, y = as_design(X, y)
@@ -131,6 +133,7 @@ def label_noise_sgd(X: np.ndarray, y: np.ndarray, *, step_size: float, delta: fl
     batch = check_int("batch_size", batch_size, low=1, high=n)
     check_int("seed", seed, low=0)
     average_from = check_fraction("average_from", average_from, open_right=True)
+    trace_points = check_int("trace_points", trace_points, low=2)
     if reference is not None:
         reference = np.asarray(reference, dtype=float)
         if reference.ndim not in (1, 2) or reference.shape[-1] != d \
@@ -142,7 +145,7 @@ def label_noise_sgd(X: np.ndarray, y: np.ndarray, *, step_size: float, delta: fl
     v = np.full(d, alpha) if signed else np.zeros(d)
     beta = u * u - v * v
     total = np.zeros(d)
-    trace_steps = np.unique(np.geomspace(1, steps, TRACE_POINTS).round().astype(np.int64))
+    trace_steps = np.unique(np.geomspace(1, steps, trace_points).round().astype(np.int64))
     starts = np.floor(average_from * trace_steps).astype(np.int64)
     ck_steps = np.unique(np.concatenate([trace_steps, starts[starts > 0]]))
     ck_total = np.zeros((ck_steps.size, d))
@@ -162,7 +165,8 @@ def label_noise_sgd(X: np.ndarray, y: np.ndarray, *, step_size: float, delta: fl
 
     averages = (total_at(trace_steps) - total_at(starts)) / (trace_steps - starts)[:, None]
     betas = ck_beta[np.searchsorted(ck_steps, trace_steps)]
-    trace = Trace(steps=trace_steps, time=gamma * trace_steps, loss=_loss(X, y, betas),
+    trace = Trace(steps=trace_steps, time=gamma * trace_steps, averages=averages,
+                  loss=_loss(X, y, betas),
                   loss_avg=_loss(X, y, averages), distance=_relative_distance(betas, reference),
                   distance_avg=_relative_distance(averages, reference))
     return DLNResult(beta_avg=averages[-1], beta_last=beta.copy(), u=u, v=v, trace=trace)
