@@ -5,17 +5,74 @@ test_pipeline.py)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from noisereg.dln import sparse_regression
 from noisereg.experiments import _label_noise as measure
-from noisereg.experiments import label_noise_lasso, label_noise_support, label_noise_vs_gd
+from noisereg.experiments import (
+    label_noise_convergence,
+    label_noise_lasso,
+    label_noise_support,
+    label_noise_vs_gd,
+)
 
 MODULES = {m.EXPERIMENT.name: m for m in (label_noise_lasso, label_noise_support,
-                                          label_noise_vs_gd)}
+                                          label_noise_vs_gd, label_noise_convergence)}
+
+
+def test_loglog_slope_recovers_a_power_law_and_matches_linregress() -> None:
+    x = np.geomspace(0.1, 1e4, 17)
+    assert measure.loglog_slope(x, 3.0 * x**-0.5) == pytest.approx(-0.5, abs=1e-12)
+    y = np.random.default_rng(0).uniform(0.1, 2.0, size=x.size)
+    expected = stats.linregress(np.log(x), np.log(y)).slope
+    assert measure.loglog_slope(x, y) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="two distinct x"):
+        measure.loglog_slope([2.0, 2.0], [1.0, 3.0])
+
+
+def test_tail_slope_sees_only_the_last_decades() -> None:
+    # t^-2 up to t = 100, then a continuous t^-0.5 branch: the last two decades are t^-0.5.
+    t = np.geomspace(1.0, 1e4, 41)  # 10 records per decade, t = 100 among them
+    y = np.where(t <= 100, t**-2.0, 100**-1.5 * t**-0.5)
+    assert measure.tail_slope(t, y, 2.0) == pytest.approx(-0.5, abs=1e-12)
+    assert measure.tail_slope(t, y, 4.0) == pytest.approx(
+        stats.linregress(np.log(t), np.log(y)).slope, rel=1e-12)
+
+
+def _settling_by_loop(times, ok) -> float:
+    """Walk the records: the last switch from failing to holding, if it holds at the end."""
+    answer = math.inf
+    for k, good in enumerate(ok):
+        if good and (k == 0 or not ok[k - 1]):
+            answer = times[k]
+        if not good:
+            answer = math.inf
+    return answer
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 5])
+def test_settling_time_on_every_short_sequence(length) -> None:
+    times = np.arange(1.0, length + 1) * 10
+    for ok in itertools.product([False, True], repeat=length):
+        assert measure.settling_time(times, ok) == _settling_by_loop(times, ok), ok
+
+
+def test_support_recovery_time_of_an_exponential_decay() -> None:
+    # Off the support beta_j(t) = e^{-t} (and e^{-2t}), on it a constant: |beta_j| > tol fails
+    # for the off-support coordinates from t > ln(1 / tol) on, so the support is recovered at
+    # the first record past ln(1 / tol).
+    times = np.linspace(0.0, 20.0, 81)
+    averages = np.stack([np.full_like(times, 0.5), np.exp(-times), -np.exp(-2 * times)], axis=1)
+    true = np.array([True, False, False])
+    errors = [measure.support_errors(a, true, 1e-3) for a in averages]
+    assert errors[0] == 2 and errors[-1] == 0
+    expected = times[times > math.log(1e3)][0]
+    assert measure.settling_time(times, np.equal(errors, 0)) == expected
 
 
 def test_support_errors_and_off_support_share_by_hand() -> None:
@@ -58,6 +115,14 @@ def test_threshold_basis_minimum_norm_share_formula() -> None:
         ("label-noise-vs-gd", {"init_scales": (1.0, 0.1)}, "init_scales"),
         ("label-noise-support", {"max_irrepresentable": 1.5}, "max_irrepresentable"),
         ("label-noise-support", {"sweep_deltas": (2.0,)}, "sweep_deltas"),
+        ("label-noise-convergence", {"lambdas": (0.04,)}, "lambdas"),
+        ("label-noise-convergence", {"lambdas": (0.04, 0.02)}, "lambdas"),
+        ("label-noise-convergence", {"bias_step_sizes": (0.01, 0.01)}, "bias_step_sizes"),
+        ("label-noise-convergence", {"horizon": 0.01}, "horizon"),
+        ("label-noise-convergence", {"fit_decades": 0.1}, "fit_decades"),
+        ("label-noise-convergence", {"support_tol": 0.5}, "support_tol"),
+        ("label-noise-convergence", {"trace_points": 5}, "trace_points"),
+        ("label-noise-convergence", {"max_irrepresentable": 1.2}, "max_irrepresentable"),
     ],
 )
 def test_configs_validate_their_fields(name, change, message) -> None:

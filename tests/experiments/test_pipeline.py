@@ -19,6 +19,8 @@ TINY = {
     "label-noise-vs-gd": dict(n=15, d=30, k=3, gd_steps=5_000, steps=20_000),
     "label-noise-support": dict(n=30, d=40, steps=20_000, sweep_deltas=(1.0, 6.0, 10.0),
                                  gd_steps=5_000),
+    "label-noise-convergence": dict(n=30, d=40, horizon=100.0, bias_horizon=50.0,
+                                    trace_points=30),
     "pgd-lasso": dict(n=20, d=10, k=2, steps=2000, explicit_steps=200),
     "pgd-nuclear": dict(steps=2000),
     "pgd-group-lasso": dict(n=12, groups=5, k=3, active=2, steps=400),

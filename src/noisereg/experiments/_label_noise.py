@@ -1,8 +1,9 @@
-"""Shared by the label-noise experiments: the sparse design, supports, off-support mass and
-nested per-seed metrics."""
+"""Shared by the label-noise experiments: the sparse design, supports, off-support mass, settling
+times and log-log slopes of a trace."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,33 @@ def off_support_share(beta: np.ndarray, true_support: np.ndarray) -> float:
     """The share of the l1 mass of beta outside S: sum_{j not in S} |beta_j| / sum_j |beta_j|."""
     mass = np.abs(np.asarray(beta, dtype=float))
     return float(mass[~true_support].sum() / mass.sum())
+
+
+def settling_time(times: Sequence[float], ok: Sequence[bool]) -> float:
+    """The first time after which ``ok`` holds at every later record (inf if it fails at the
+    last one): times[k] for the smallest k with ok[k:] all true."""
+    ok = np.asarray(ok, dtype=bool)
+    if ok.size == 0 or not ok[-1]:
+        return float("inf")
+    failing = np.flatnonzero(~ok)
+    return float(times[failing[-1] + 1] if failing.size else times[0])
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope p of log y = p log x + c (x, y > 0, at least two distinct x)."""
+    lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
+    if lx.shape != ly.shape or np.unique(lx).size < 2:
+        raise ValueError("a log-log slope needs as many y as x and at least two distinct x")
+    lx = lx - lx.mean()
+    return float(lx @ (ly - ly.mean()) / (lx @ lx))
+
+
+def tail_slope(times: Sequence[float], values: Sequence[float], decades: float) -> float:
+    """The log-log slope of ``values`` against ``times`` over the last ``decades`` decades of
+    time (the records with time >= last time / 10^decades)."""
+    times, values = np.asarray(times, dtype=float), np.asarray(values, dtype=float)
+    tail = times >= times[-1] / 10**decades
+    return loglog_slope(times[tail], values[tail])
 
 
 def seed_values(summary: Summary, *path: Any) -> np.ndarray:
