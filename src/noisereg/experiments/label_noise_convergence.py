@@ -295,8 +295,7 @@ EXPERIMENT = Experiment(
     paper="Pillaud-Vivien et al. 2022",
     claim="The time average of label-noise SGD converges to Lasso(gamma delta^2) at a measured "
           "rate and within 2% at every lambda, its discretization bias vanishes as gamma -> 0 at "
-          "a fixed lambda, and it recovers supp(beta*) in a time that falls like 1/lambda "
-          "(paper, derived, sanity).",
+          "a fixed lambda, and it recovers supp(beta*) in a time that falls like 1/lambda.",
     config=Config,
     quick=Config(),
     full=Config(step_size=0.0025, horizon=50_000.0, trace_points=200,

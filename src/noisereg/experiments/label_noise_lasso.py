@@ -147,7 +147,7 @@ EXPERIMENT = Experiment(
     name="label-noise-lasso",
     paper="Pillaud-Vivien et al. 2022",
     claim="The time average of label-noise SGD on a diagonal linear network solves the Lasso "
-          "with lambda = gamma delta^2, whatever the initialization scale (paper, derived).",
+          "with lambda = gamma delta^2, whatever the initialization scale.",
     config=Config,
     quick=Config(),
     full=Config(steps=10_000_000, init_scales=(0.01, 0.1, 0.3)),

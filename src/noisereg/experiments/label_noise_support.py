@@ -188,8 +188,7 @@ EXPERIMENT = Experiment(
     paper="Pillaud-Vivien et al. 2022",
     claim="Under the irrepresentable condition label-noise SGD recovers supp(beta*) exactly, "
           "gradient descent from a large initialization puts most of its mass off the support, "
-          "and the support shrinks as lambda = gamma delta^2 grows (paper, derived, "
-          "exploratory, sanity).",
+          "and the support shrinks as lambda = gamma delta^2 grows.",
     config=Config,
     quick=Config(),
     full=Config(steps=4_000_000, sweep_deltas=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)),

@@ -145,7 +145,7 @@ EXPERIMENT = Experiment(
     name="label-noise-vs-gd",
     paper="Pillaud-Vivien et al. 2022; Woodworth et al. 2020",
     claim="Gradient descent reaches the alpha-dependent hypentropy interpolator; label-noise SGD "
-          "reaches the same Lasso solution from every initialization scale (paper, derived).",
+          "reaches the same Lasso solution from every initialization scale.",
     config=Config,
     quick=Config(),
     full=Config(init_scales=(0.01, 0.03, 0.1, 0.3, 1.0), gd_step_size=0.005, gd_steps=400_000,
