@@ -212,8 +212,7 @@ EXPERIMENT = Experiment(
     name="pegr-lambda-sweep",
     paper="Meng, Cao, Zou 2023",
     claim="GR needs a larger lambda than PEGR to suppress noise memorization, about n times "
-          "larger as the noise parts of per-example gradients are nearly orthogonal "
-          "(derived, sanity)",
+          "larger as the noise parts of per-example gradients are nearly orthogonal",
     config=Config,
     quick=Config(steps=4000),
     full=Config(),

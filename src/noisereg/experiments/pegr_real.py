@@ -195,7 +195,7 @@ EXPERIMENT = Experiment(
     name="pegr-real",
     paper="Meng, Cao, Zou 2023",
     claim="On real images with label flips, PEGR memorizes fewer wrong labels and tests better "
-          "than GD (paper, exploratory against GR and with early stopping, sanity)",
+          "than GD; against GR and with early stopping, an open question",
     config=Config,
     quick=Config(),
     full=Config(n_train=1200, n_test=597, steps=2000),

@@ -130,7 +130,7 @@ EXPERIMENT = Experiment(
     name="pegr-robustness",
     paper="Meng, Cao, Zou 2023",
     claim="PEGR's test accuracy degrades more slowly than GD's under input noise, where GD "
-          "learns the signal (paper, sanity)",
+          "learns the signal",
     config=Config,
     quick=Config(),
     full=Config(noise_scales=(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)),

@@ -160,7 +160,7 @@ EXPERIMENT = Experiment(
     name="pegr-signal-noise",
     paper="Meng, Cao, Zou 2023",
     claim="GD overfits harmfully in the signal-noise model; PEGR learns the signal, memorizes "
-          "less noise and generalizes (paper, sanity)",
+          "less noise and generalizes",
     config=Config,
     quick=Config(),
     full=Config(n_test=10000),
