@@ -31,7 +31,7 @@ TINY = {
     "pgd-generalization": dict(dataset="digits", n_train=200, n_test=100, widths=(16,),
                                 steps=20, sigmas=(0.05,), probes=3),
     "pegr-signal-noise": dict(PEGR_SMALL, records=5),
-    "pegr-lambda-sweep": dict(PEGR_SMALL, lams=(1e-3, 1e-2)),
+    "pegr-lambda-sweep": dict(PEGR_SMALL, lam_range=(1e-3, 1e-2), refine=2),
     "pegr-robustness": dict(PEGR_SMALL, noise_scales=(0.0, 1.0)),
     "pegr-real": dict(n_train=40, n_test=40, width=8, steps=6, records=3),
     "geometry-init": dict(dataset="digits", widths=(8, 16), depths=(1, 2), pool=40, pairs=6,

@@ -1,7 +1,8 @@
-"""Shared by the PEGR experiments on the signal-noise model (Meng, Cao, Zou 2023): the problem
+"""Shared by the PEGR experiments (Meng, Cao, Zou 2023). On the signal-noise model: the problem
 configuration, and full-batch gradient descent on ``L_S + lambda * P`` (P = PEGR or GR) for the
 :class:`~noisereg.models.PatchCNN`, recording signal learning (gamma), noise memorization (rho)
-and errors along the way.
+and errors along the way. For every PEGR experiment: the per-example cross-entropy and the
+class hits of a classifier, and the per-seed values of a nested metric.
 
 Two engines give the same iterates: ``autograd`` (``regularized_loss`` with the ghost backend and
 ``torch.optim.SGD``) and ``closed_form`` (the default): every gradient lies in the span of the
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from noisereg._threads import one_thread
 from noisereg._validate import (
@@ -91,6 +93,29 @@ def record_steps(steps: int, records: int) -> list[int]:
     are fast early on)."""
     spaced = np.geomspace(1, steps, max(records - 1, 1)).round().astype(int).tolist()
     return sorted({0, *spaced, steps})
+
+
+def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-example cross-entropy ``[B]`` of class scores ``[B, C]`` (what
+    :mod:`noisereg.gradreg` penalizes the gradients of)."""
+    return F.cross_entropy(outputs, targets, reduction="none")
+
+
+def hits(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``argmax_c outputs[i, c] == targets[i]`` per example (bool ``[B]``)."""
+    return outputs.argmax(-1) == targets
+
+
+def metric(summary: dict[str, Any], *path: str) -> np.ndarray:
+    """The nested metric ``metrics[path[0]][path[1]]...`` of every seed, stacked (seeds
+    first); a stored null (a non-finite value) is NaN."""
+    def get(metrics: Any) -> Any:
+        for key in path:
+            metrics = metrics[key]
+        return metrics
+
+    values = np.array([get(run["metrics"]) for run in summary["runs"]], dtype=object)
+    return np.where(values == None, np.nan, values).astype(float)  # noqa: E711 (elementwise)
 
 
 def errors(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
