@@ -16,8 +16,8 @@ import numpy as np
 
 from noisereg._plotting import plt, save
 from noisereg._progress import bar
-from noisereg._validate import check_int
-from noisereg.data.images import load_split
+from noisereg._validate import check_choice, check_int, check_product
+from noisereg.data.images import DATASETS, check_split, load_split
 from noisereg.experiments._geometry import (
     LABELS,
     STRAIGHT_RELATIVE_GGD,
@@ -40,14 +40,19 @@ class Config:
     points: int = 129
 
     def __post_init__(self) -> None:
+        check_choice("dataset", self.dataset, DATASETS)
         for name in ("widths", "depths"):
             values = getattr(self, name)
             if len(values) < 2 or list(values) != sorted(set(values)):
                 raise ValueError(f"{name} must hold at least two increasing values")
             for value in values:
-                check_int(name, value, low=1)
-        check_int("pairs", self.pairs, low=2, high=2500)
-        check_int("points", self.points, low=3)
+                check_int(name, value, low=1, high=16_384 if name == "widths" else 64)
+        check_product("widths[-1]^2 * depths[-1]", self.widths[-1] ** 2 * self.depths[-1], 1e8,
+                      "parameters of the largest network")
+        check_int("pairs", self.pairs, low=2, high=10_000)
+        # The 2 * pairs segment ends and one test image are drawn without replacement.
+        check_split(self.dataset, 2 * self.pairs, 1, names="2 * pairs + 1")
+        check_int("points", self.points, low=3, high=4_097)
 
 
 def _key(name: str, depth: int) -> str:

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from noisereg._plotting import plot_coefficients, plt, save
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_int, check_product, check_scale
 from noisereg.dln import gradient_descent, label_noise_sgd, sparse_regression
+from noisereg.dln.stability import check_gd_step, check_label_noise_step
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, per_seed
 from noisereg.theory import irrepresentable_constant, label_noise_lasso_penalty, lasso
 
@@ -37,26 +38,34 @@ class Config:
     support_tol: float = 1e-6  # |beta_j| above this counts as in the support
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1)
-        check_int("d", self.d, low=1)
+        check_int("n", self.n, low=1, high=100_000)
+        check_int("d", self.d, low=1, high=100_000)
+        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
         if not 1 <= len(self.magnitudes) <= min(self.n, self.d):
             raise ValueError("magnitudes must hold between 1 and min(n, d) values")
         for m in self.magnitudes:
-            check_positive("magnitudes", m)
-        check_positive("max_irrepresentable", self.max_irrepresentable)
-        if self.max_irrepresentable > 1:
-            raise ValueError("max_irrepresentable must be <= 1 (the irrepresentable condition)")
-        check_positive("step_size", self.step_size)
-        check_positive("delta", self.delta)
-        check_int("steps", self.steps, low=10)
+            check_scale("magnitudes", m, high=1e3)
+        check_scale("max_irrepresentable", self.max_irrepresentable, high=1.0)
+        check_scale("step_size", self.step_size, high=1.0)
+        check_scale("delta", self.delta, high=1e3)
+        check_int("steps", self.steps, low=10, high=10**9)
         if len(self.sweep_deltas) < 2 or list(self.sweep_deltas) != sorted(set(self.sweep_deltas)):
             raise ValueError("sweep_deltas must be at least two increasing values")
         for delta in self.sweep_deltas:
-            check_positive("sweep_deltas", delta)
-        check_positive("gd_init_scale", self.gd_init_scale)
-        check_positive("gd_step_size", self.gd_step_size)
-        check_int("gd_steps", self.gd_steps, low=1)
-        check_positive("support_tol", self.support_tol)
+            check_scale("sweep_deltas", delta, high=1e3)
+        smallest = min(self.delta, self.sweep_deltas[0])
+        check_scale("step_size * delta^2 (lambda, smallest delta)", self.step_size * smallest**2,
+                    high=1e3)
+        check_scale("gd_init_scale", self.gd_init_scale, high=10.0)
+        check_scale("gd_step_size", self.gd_step_size, high=1.0)
+        check_int("gd_steps", self.gd_steps, low=1, high=10**9)
+        check_scale("support_tol", self.support_tol, high=1.0)
+        shape = dict(n=self.n, d=self.d, k=len(self.magnitudes), beta_max=max(self.magnitudes))
+        # The label-noise runs start from alpha = 0.1 (run).
+        check_label_noise_step(self.step_size, init_scale=0.1,
+                               delta=max(self.delta, self.sweep_deltas[-1]), **shape)
+        check_gd_step(self.gd_step_size, init_scale=self.gd_init_scale, name="gd_step_size",
+                      **shape)
 
 
 def _support(beta: np.ndarray, tol: float) -> set[int]:

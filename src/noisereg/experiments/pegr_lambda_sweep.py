@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from noisereg._plotting import plt, save
-from noisereg._validate import check_fraction, check_positive
+from noisereg._validate import check_fraction, check_scale
 from noisereg.experiments._signal_noise_training import (
     SignalNoiseConfig,
     make_problem,
@@ -34,7 +34,7 @@ class Config(SignalNoiseConfig):
         if not self.lams or list(self.lams) != sorted(set(self.lams)):
             raise ValueError(f"lams must be increasing and non-empty, got {self.lams}")
         for lam in self.lams:
-            check_positive("lams", lam)
+            check_scale("lams", lam, high=1e3)
         check_fraction("working_error", self.working_error)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from noisereg._plotting import plt, save
-from noisereg._validate import check_nonnegative, check_positive
+from noisereg._validate import check_nonnegative, check_scale
 from noisereg.experiments._signal_noise_training import (
     F64,
     SignalNoiseConfig,
@@ -38,13 +38,13 @@ class Config(SignalNoiseConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive("mu_norm_strong", self.mu_norm_strong)
-        check_positive("lam", self.lam)
+        check_scale("mu_norm_strong", self.mu_norm_strong, high=1e3)
+        check_scale("lam", self.lam, high=1e3)
         if not self.noise_scales or list(self.noise_scales) != sorted(set(self.noise_scales)):
             raise ValueError(f"noise_scales must be increasing and non-empty, got "
                              f"{self.noise_scales}")
         for s in self.noise_scales:
-            check_nonnegative("noise_scales", s)
+            check_nonnegative("noise_scales", s, high=1e3)
 
 
 def _regimes(config: Config) -> dict[str, float]:
