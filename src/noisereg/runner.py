@@ -188,7 +188,9 @@ def _finish(exp: Experiment, config: Any, seeds: list[int], records: dict[int, R
     try:
         plots = list(exp.plot(view, partial))
     except Exception as err:
-        raise _failure(exp, "plotting", err, folder.parent) from err
+        if not any("nonfinite" in r for r in runs):
+            raise _failure(exp, "plotting", err, folder.parent) from err
+        plots = []  # a diverged seed the plot cannot draw: no plots, its claims fail
     if not all(isinstance(p, str) and Path(p).name == p and (partial / p).is_file()
                for p in plots):
         raise _failure(exp, "plotting", ValueError(f"plot returned {plots!r}, not names of "

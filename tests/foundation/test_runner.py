@@ -92,6 +92,28 @@ def test_nonfinite_metrics_are_null_flagged_and_fail_their_claims(toy_registry, 
     assert tree(out / "toy") == first
 
 
+def test_a_plot_that_cannot_draw_a_diverged_seed_is_skipped(toy_registry, tmp_path) -> None:
+    def log_plot(summary, outdir):
+        fig, ax = plt.subplots(figsize=(2, 2))
+        mean = np.full(2, summary["runs"][0]["metrics"]["mean"])
+        ax.plot([2, 4], mean)
+        ax.fill_between([2, 4], mean - 1, mean + 1)
+        ax.set_xscale("log")
+        return [save(fig, outdir, "log.png")]  # a NaN band on a log axis: matplotlib raises
+
+    exp = dataclasses.replace(toy_registry, plot=log_plot,
+                              run=lambda config, seed: {"mean": math.nan, "curve": [1.0]})
+    summary = run_experiment(exp, exp.quick, [0, 1], tmp_path, preset="quick")
+    assert summary["plots"] == [] and all(c["outcome"] == "fails" for c in summary["claims"])
+    assert sorted(p.name for p in (tmp_path / "toy").iterdir()) == [
+        "config.json", "runs.jsonl", "summary.json"]
+    with pytest.raises(ValueError, match="cannot be log-scaled"):  # what the runner caught
+        log_plot({"runs": [{"metrics": {"mean": math.nan}}]}, tmp_path)
+    broken = dataclasses.replace(toy_registry, plot=lambda summary, outdir: 1 / 0)
+    with pytest.raises(RunError, match="plotting failed: ZeroDivisionError"):
+        run_experiment(broken, exp.quick, [0], tmp_path, preset="quick")  # no diverged seed
+
+
 def test_resumed_seeds_give_the_plot_of_a_fresh_run(toy_registry, tmp_path, monkeypatch) -> None:
     """A plot drawn in the order of a metrics dict: resumed records (stored with sorted keys)
     and fresh ones must give the same picture."""
