@@ -144,9 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = apply_overrides(exp.preset(args.preset), args.overrides)
     preset = args.preset if not args.overrides else f"{args.preset}+overrides"
     seeds = _seeds(args.seeds, exp.default_seeds(args.preset))
-    with writer_lock(args.out):
-        summary = run_experiment(exp, config, seeds, args.out, preset=preset,
-                                 resume=args.resume)
+    summary = run_experiment(exp, config, seeds, args.out, preset=preset, resume=args.resume)
     print(json.dumps(summary, indent=2, sort_keys=True) if args.json else _claims_table(summary))
     return 0
 

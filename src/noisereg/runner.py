@@ -117,14 +117,18 @@ def _commit(partial: Path, folder: Path) -> None:
     shutil.rmtree(partial)
 
 
+def _is_file_name(name: object) -> bool:
+    """A plain file name: no folder part, so nothing outside the folder it is joined to."""
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+
+
 def _plot_names(path: Path) -> list[str]:
-    """The plots a summary names, each a plain file name (nothing outside its folder)."""
+    """The plots a summary names."""
     try:
         plots = read_json(path)["plots"]
     except (TypeError, KeyError):
         plots = None
-    if not (isinstance(plots, list) and all(isinstance(p, str) and p and Path(p).name == p
-                                            and p not in (".", "..") for p in plots)):
+    if not (isinstance(plots, list) and all(_is_file_name(p) for p in plots)):
         raise ResultsError(f"{path}: corrupted results file: plots must be a list of file names")
     return plots
 
@@ -191,8 +195,7 @@ def _finish(exp: Experiment, config: Any, seeds: list[int], records: dict[int, R
         if not any("nonfinite" in r for r in runs):
             raise _failure(exp, "plotting", err, folder.parent) from err
         plots = []  # a diverged seed the plot cannot draw: no plots, its claims fail
-    if not all(isinstance(p, str) and Path(p).name == p and (partial / p).is_file()
-               for p in plots):
+    if not all(_is_file_name(p) and (partial / p).is_file() for p in plots):
         raise _failure(exp, "plotting", ValueError(f"plot returned {plots!r}, not names of "
                                                    "files it wrote"), folder.parent)
     summary["plots"] = plots
