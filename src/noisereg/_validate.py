@@ -13,11 +13,11 @@ def check_finite(name: str, value: float) -> float:
     return float(value)
 
 
-def check_nonnegative(name: str, value: float) -> float:
+def check_nonnegative(name: str, value: float, *, high: float | None = None) -> float:
     value = check_finite(name, value)
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return value
+    return value if high is None else check_range(name, value, 0.0, high)
 
 
 def check_positive(name: str, value: float) -> float:
@@ -49,4 +49,29 @@ def check_choice(name: str, value: Any, choices: Collection[Any]) -> Any:
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
+    return value
+
+
+# A positive scale (step size, noise level, penalty weight) below this is lost to float64
+# rounding against O(1) weights, and its square underflows well before the smallest normal.
+SMALLEST_SCALE = 1e-12
+
+
+def check_range(name: str, value: float, low: float, high: float) -> float:
+    """A finite number in ``[low, high]``."""
+    value = check_finite(name, value)
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
+    return value
+
+
+def check_scale(name: str, value: float, high: float) -> float:
+    """A positive scale in ``[SMALLEST_SCALE, high]``."""
+    return check_range(name, check_positive(name, value), SMALLEST_SCALE, high)
+
+
+def check_product(names: str, value: float, high: float, why: str) -> float:
+    """A product of sizes (``names``, e.g. "n * d") at most ``high``, with the reason."""
+    if value > high:
+        raise ValueError(f"{names} must be <= {high:.3g} ({why}), got {value:.3g}")
     return value

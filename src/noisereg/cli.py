@@ -1,13 +1,17 @@
 """Command line: ``noisereg list | run | reproduce | report | bench``.
 
-Bad input (unknown experiment, unknown or ill-typed ``--set``) prints one line and exits 2,
-before anything is written.
+Every error is one line on stderr. Exit code 2: bad input (unknown experiment, unknown or
+ill-typed ``--set``, a value validation refuses, an ``--out`` that cannot hold results, a
+results folder another run is writing), refused before anything is written. Exit code 1: a
+failure while running (an experiment that raises, a full disk, corrupted results files), with
+the finished results kept. ``NOISEREG_TRACEBACK=1`` re-raises instead, for debugging.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -16,7 +20,10 @@ from typing import NoReturn
 
 from noisereg._progress import bar, quiet
 from noisereg.experiments.base import ConfigError, apply_overrides
+from noisereg.results.lock import LockedError, UnwritableError, writer_lock
 from noisereg.results.store import ResultsError
+
+MAX_SEEDS = 1000
 
 
 class UsageError(Exception):
@@ -29,39 +36,54 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="noisereg", description=__doc__.splitlines()[0])
+    formatter = argparse.ArgumentDefaultsHelpFormatter  # every option shows its default
+    parser = _Parser(prog="noisereg", description=__doc__.splitlines()[0],
+                     formatter_class=formatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    listing = sub.add_parser("list", help="list the experiments: name, paper, claims and sources")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=formatter)
+
+    listing = command("list", "list the experiments: name, paper, claims and sources")
     listing.add_argument("--json", action="store_true",
                          help="print every experiment with its declared claims as JSON")
 
     def presets(p: argparse.ArgumentParser) -> None:
         group = p.add_mutually_exclusive_group()
-        group.add_argument("--quick", dest="preset", action="store_const", const="quick")
-        group.add_argument("--full", dest="preset", action="store_const", const="full")
+        group.add_argument("--quick", dest="preset", action="store_const", const="quick",
+                           help="the quick preset (minutes on a laptop)")
+        group.add_argument("--full", dest="preset", action="store_const", const="full",
+                           help="the full preset (the papers' scale, hours)")
         p.set_defaults(preset="quick")
-        p.add_argument("--out", type=Path, default=Path("results"))
+        p.add_argument("--out", type=Path, default=Path("results"),
+                       help="results folder, one subfolder per experiment")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    run = sub.add_parser("run", help="run one experiment and print its claims")
-    run.add_argument("name")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    run.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
+    run = command("run", "run one experiment and print its claims")
+    run.add_argument("name", help="experiment name (see `noisereg list`)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config field (repeatable; tuples comma separated)")
+    run.add_argument("--seeds", type=int, default=None,
+                     help=f"number of seeds 0..N-1, 1 <= N <= {MAX_SEEDS}; None: the preset's")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
-    run.add_argument("--resume", action="store_true")
+    run.add_argument("--resume", action="store_true",
+                     help="skip seeds already finished for the same config")
     presets(run)
 
-    rep = sub.add_parser("reproduce", help="run every experiment and write the report")
-    rep.add_argument("--only", nargs="+", default=None, metavar="NAME")
-    rep.add_argument("--resume", action="store_true", help="skip seeds already stored")
+    rep = command("reproduce", "run every experiment and write the report")
+    rep.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                     help="run only these experiments; None: all of them")
+    rep.add_argument("--resume", action="store_true",
+                     help="skip seeds already finished for the same config")
     presets(rep)
 
-    report = sub.add_parser("report", help="rebuild the report from stored results")
-    report.add_argument("dir", type=Path)
+    report = command("report", "rebuild the report from stored results")
+    report.add_argument("dir", type=Path, help="results folder written by run or reproduce")
 
-    bench = sub.add_parser("bench", help="speed targets, measured side by side")
-    bench.add_argument("--only", nargs="+", default=None, metavar="NAME")
-    bench.add_argument("--json", action="store_true")
+    bench = command("bench", "speed targets, measured side by side")
+    bench.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                       help="measure only these benchmarks; None: all of them")
+    bench.add_argument("--json", action="store_true", help="print the measurements as JSON")
     bench.add_argument("--peers", action="store_true", help="also time installed external tools")
     bench.add_argument("--write", type=Path, default=None, metavar="FILE",
                        help="write the markdown table (e.g. BENCHMARKS.md)")
@@ -90,8 +112,8 @@ def _claims_table(summary: dict) -> str:
 
 def _seeds(n: int | None, default: int) -> list[int]:
     n = default if n is None else n
-    if n < 1:
-        raise UsageError(f"--seeds must be >= 1, got {n}")
+    if not 1 <= n <= MAX_SEEDS:
+        raise UsageError(f"--seeds must be in [1, {MAX_SEEDS}], got {n}")
     return list(range(n))
 
 
@@ -140,9 +162,15 @@ def _write_report(out: Path) -> None:
     """The report of every experiment stored in ``out``, in registry order."""
     from noisereg.experiments.registry import experiments
     from noisereg.results.report import write_report
+    from noisereg.runner import recover
 
+    if not out.is_dir():
+        raise ResultsError(f"{out}: no such results directory")
     registry = experiments()
-    paths = write_report(out, list(registry), {n: e.description for n, e in registry.items()})
+    with writer_lock(out):
+        recover(out)  # a commit cut short by a killed run is completed first
+        paths = write_report(out, list(registry),
+                             {n: e.description for n, e in registry.items()})
     print(f"report: {paths[0]} and {paths[1]}")
 
 
@@ -154,15 +182,16 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from noisereg.runner import run_experiment
 
     selected = [_lookup(n) for n in args.only] if args.only else list(experiments().values())
-    for exp in bar(selected, desc="reproduce", leave=True):
-        seeds = list(range(exp.default_seeds(args.preset)))
-        summary = run_experiment(exp, exp.preset(args.preset), seeds, args.out,
-                                 preset=args.preset, resume=args.resume)
-        verdicts = Counter(shown_verdict(c, void_verdicts(summary["claims"]))
-                           for c in summary["claims"])
-        print(f"{exp.name}: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())),
-              flush=True)
-    _write_report(args.out)
+    with writer_lock(args.out):  # one writer from the first experiment to the report
+        for exp in bar(selected, desc="reproduce", leave=True):
+            seeds = list(range(exp.default_seeds(args.preset)))
+            summary = run_experiment(exp, exp.preset(args.preset), seeds, args.out,
+                                     preset=args.preset, resume=args.resume)
+            verdicts = Counter(shown_verdict(c, void_verdicts(summary["claims"]))
+                               for c in summary["claims"])
+            print(f"{exp.name}: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())),
+                  flush=True)
+        _write_report(args.out)
     return 0
 
 
@@ -186,6 +215,21 @@ def _terminate(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+def _error(err: Exception, code: int) -> int:
+    """Print ``err`` as one line (newlines in values escaped) and return ``code``."""
+    from noisereg.runner import RunError
+
+    if isinstance(err, OSError) and err.strerror:
+        text = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+    elif isinstance(err, (UsageError, ConfigError, ResultsError, RunError)):
+        text = str(err)
+    else:  # not one of ours: name it, the traceback is one variable away
+        text = f"{type(err).__name__}: {err} (NOISEREG_TRACEBACK=1 shows where)"
+    print("noisereg: error: " + text.replace("\n", "\\n").replace("\r", "\\r"),
+          file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``noisereg`` console script; returns the exit code."""
     try:
@@ -196,16 +240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "reproduce": lambda: _cmd_reproduce(args),
                        "report": lambda: _cmd_report(args), "bench": lambda: _cmd_bench(args)}
             return handler[args.command]()
-    except (UsageError, ConfigError) as err:
-        print(f"noisereg: error: {err}", file=sys.stderr)
-        return 2
-    except ResultsError as err:
-        print(f"noisereg: error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("noisereg: interrupted; finished runs are kept (rerun with --resume)",
               file=sys.stderr)
         return 130
+    except Exception as err:
+        if os.environ.get("NOISEREG_TRACEBACK"):
+            raise
+        bad_input = isinstance(err, (UsageError, ConfigError, LockedError, UnwritableError))
+        return _error(err, 2 if bad_input else 1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,23 @@
-"""Runs experiments seed by seed into a results directory and builds their summaries."""
+"""Runs experiments seed by seed into a results directory and builds their summaries.
+
+The finished results of an experiment, ``DIR/<name>/``, are replaced only by a run that
+succeeds. A run works in ``DIR/.<name>.partial/``: each finished seed is added to its
+``runs.jsonl`` at once (an interrupted run resumes from there with ``resume=True``), then the
+claims and plots are made there, ``summary.json`` last. That file marks the run as done: its
+files are moved into ``DIR/<name>/``, the summary last, and a writer that finds a partial
+folder with a summary (a commit cut short) completes the commit before anything else. A run
+that raises leaves ``DIR/<name>/`` as it was and ends with :class:`RunError`.
+
+Everything is written by one process holding the folder's lock (:mod:`noisereg.results.lock`).
+:func:`run_seed` is a pure function of (experiment, config, seed): a parallel runner hands it
+to workers and writes the records they return.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,51 +31,178 @@ from noisereg.experiments.base import (
     config_to_dict,
     to_jsonable,
 )
-from noisereg.results.store import read_runs, write_json, write_runs
+from noisereg.results.lock import writer_lock
+from noisereg.results.store import (
+    ResultsError,
+    nonfinite_paths,
+    read_json,
+    read_runs,
+    read_summary,
+    remove_stale_temps,
+    write_json,
+    write_runs,
+)
+
+Record = dict[str, Any]
 
 
-def run_experiment(
-    exp: Experiment,
-    config: Any,
-    seeds: Sequence[int],
-    out: Path,
-    *,
-    preset: str,
-    resume: bool = False,
-) -> Summary:
-    """Run ``exp`` for every seed, write ``out/<name>/`` and return the summary.
+class RunError(RuntimeError):
+    """An experiment raised while running a seed, deciding its claims or plotting."""
 
-    With ``resume``, seeds already stored for the same config hash are not run again. Each
-    finished seed is written at once (atomically), so an interrupted run loses only the seed
-    in progress.
+
+def _partial(out: Path, name: str) -> Path:
+    return out / f".{name}.partial"
+
+
+def _failure(exp: Experiment, what: str, err: BaseException, out: Path, kept: int = 0
+             ) -> RunError:
+    text = " ".join(str(err).split()) or "no message"
+    rest = f" ({kept} finished seed(s) kept for --resume)" if kept else ""
+    return RunError(f"{exp.name}: {what} failed: {type(err).__name__}: {text}; the results in "
+                    f"{out / exp.name} are unchanged{rest}")
+
+
+def run_seed(exp: Experiment, config: Any, seed: int, digest: str) -> Record:
+    """The record of one seed. Its metrics are in their stored form (JSON, keys sorted), so a
+    resumed run builds exactly what a fresh one builds; non-finite values are null and their
+    paths listed in ``nonfinite``."""
+    start = time.perf_counter()
+    raw = exp.run(config, seed)
+    if not isinstance(raw, dict) or not raw:
+        raise TypeError(f"run must return a non-empty dict of metrics, got {type(raw).__name__}")
+    metrics = json.loads(json.dumps(to_jsonable(raw), sort_keys=True, allow_nan=False))
+    record = {"experiment": exp.name, "config_hash": digest, "seed": seed, "metrics": metrics,
+              "seconds": round(time.perf_counter() - start, 3)}
+    flagged = sorted(nonfinite_paths(raw))
+    if flagged:
+        record["nonfinite"] = flagged
+    return record
+
+
+def _as_floats(value: Any) -> Any:
+    """Stored metrics with null (a non-finite value) read back as NaN, for claims and plots."""
+    if isinstance(value, dict):
+        return {k: _as_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_floats(v) for v in value]
+    return math.nan if value is None else value
+
+
+def _reusable(exp: Experiment, out: Path, digest: str) -> dict[int, Record]:
+    """Seeds of this config already finished: in the partial folder or the finished results."""
+    stored = []
+    folder = out / exp.name
+    if (folder / "summary.json").exists():
+        summary = read_summary(folder / "summary.json")  # checks runs.jsonl against it
+        stored = read_runs(folder / "runs.jsonl", experiment=exp.name, seeds=summary["seeds"])
+    stored += read_runs(_partial(out, exp.name) / "runs.jsonl", experiment=exp.name)
+    return {r["seed"]: r for r in stored if r["config_hash"] == digest}
+
+
+def _commit(partial: Path, folder: Path) -> None:
+    """Move the finished run of ``partial`` into ``folder``: every file the summary needs,
+    ``summary.json`` last; then drop the previous run's plots the new one does not make."""
+    names = ["config.json", "runs.jsonl", *_plot_names(partial / "summary.json")]
+    try:
+        previous = _plot_names(folder / "summary.json")
+    except ResultsError:  # no previous run, or one that is unreadable: nothing to drop
+        previous = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (partial / name).is_file():  # already moved when completing a cut-short commit
+            (partial / name).replace(folder / name)
+    (partial / "summary.json").replace(folder / "summary.json")
+    for name in set(previous) - set(names):
+        (folder / name).unlink(missing_ok=True)
+    shutil.rmtree(partial)
+
+
+def _is_file_name(name: object) -> bool:
+    """A plain file name: no folder part, so nothing outside the folder it is joined to."""
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+
+
+def _plot_names(path: Path) -> list[str]:
+    """The plots a summary names."""
+    try:
+        plots = read_json(path)["plots"]
+    except (TypeError, KeyError):
+        plots = None
+    if not (isinstance(plots, list) and all(_is_file_name(p) for p in plots)):
+        raise ResultsError(f"{path}: corrupted results file: plots must be a list of file names")
+    return plots
+
+
+def recover(out: Path) -> None:
+    """Under the lock: remove temp files of killed writers and complete cut-short commits."""
+    out = Path(out)
+    remove_stale_temps(out)
+    for child in sorted(p for p in out.iterdir() if p.is_dir()):
+        remove_stale_temps(child)
+        if child.name.startswith(".") and child.name.endswith(".partial") \
+                and (child / "summary.json").is_file():
+            _commit(child, out / child.name[1:-len(".partial")])
+
+
+def run_experiment(exp: Experiment, config: Any, seeds: Sequence[int], out: Path, *,
+                   preset: str, resume: bool = False) -> Summary:
+    """Run ``exp`` for every seed, replace ``out/<name>/`` and return the summary.
+
+    With ``resume``, seeds already finished for the same config hash are not run again. Raises
+    :class:`RunError` when the experiment raises (the finished results are kept),
+    :class:`~noisereg.results.lock.LockedError` when another process writes ``out``.
     """
-    directory = Path(out) / exp.name
-    digest = config_hash(config)
-    stored = read_runs(directory / "runs.jsonl") if resume else []
-    records = {r["seed"]: r for r in stored if r["config_hash"] == digest and r["seed"] in seeds}
-    write_json(directory / "config.json", {"experiment": exp.name, "preset": preset,
-                                           "config": config_to_dict(config),
-                                           "config_hash": digest, "seeds": list(seeds)})
-    write_runs(directory / "runs.jsonl", [records[s] for s in sorted(records)])
-    for seed in bar([s for s in seeds if s not in records], desc=exp.name):
-        start = time.perf_counter()
-        metrics = to_jsonable(exp.run(config, seed))
-        records[seed] = {"experiment": exp.name, "config_hash": digest, "seed": seed,
-                         "metrics": metrics, "seconds": round(time.perf_counter() - start, 3)}
-        write_runs(directory / "runs.jsonl", [records[s] for s in sorted(records)])
+    out = Path(out)
+    seeds = list(seeds)
+    with writer_lock(out):
+        recover(out)
+        partial, digest = _partial(out, exp.name), config_hash(config)
+        # Without resume the partial folder's records (an unfinished run) are replaced.
+        cache = {(r["config_hash"], r["seed"]): r for r in read_runs(
+            partial / "runs.jsonl", experiment=exp.name)} if resume else {}
+        done = _reusable(exp, out, digest) if resume else {}
+        records = {s: done[s] for s in seeds if s in done}
+        for seed in bar([s for s in seeds if s not in records], desc=exp.name):
+            try:
+                records[seed] = cache[(digest, seed)] = run_seed(exp, config, seed, digest)
+            except Exception as err:
+                raise _failure(exp, f"seed {seed}", err, out, kept=len(records)) from err
+            write_runs(partial / "runs.jsonl", list(cache.values()))
+        return _finish(exp, config, seeds, records, partial, out / exp.name, preset=preset)
+
+
+def _finish(exp: Experiment, config: Any, seeds: list[int], records: dict[int, Record],
+            partial: Path, folder: Path, *, preset: str) -> Summary:
+    """Claims, plots and summary in ``partial``, then the commit into ``folder``."""
+    runs = [{"seed": s, "metrics": records[s]["metrics"],
+             **({"nonfinite": records[s]["nonfinite"]} if "nonfinite" in records[s] else {})}
+            for s in seeds]
     summary: Summary = {
-        "experiment": exp.name,
-        "paper": exp.paper,
-        "claim": exp.claim,
-        "preset": preset,
-        "config": config_to_dict(config),
-        "config_hash": digest,
-        "seeds": list(seeds),
+        "experiment": exp.name, "paper": exp.paper, "claim": exp.claim, "preset": preset,
+        "config": config_to_dict(config), "config_hash": config_hash(config), "seeds": seeds,
         # Timings stay in runs.jsonl: the summary is identical for identical seeds.
-        "runs": [{"seed": s, "metrics": records[s]["metrics"]} for s in seeds],
+        "runs": runs,
     }
-    summary["claims"] = [c.to_json() for c in exp.decided(summary)]
-    summary["plots"] = list(exp.plot(summary, directory))
+    view = {**summary, "runs": [{**r, "metrics": _as_floats(r["metrics"])} for r in runs]}
+    try:
+        summary["claims"] = [c.to_json() for c in exp.decided(view)]
+    except Exception as err:
+        raise _failure(exp, "deciding the claims", err, folder.parent) from err
+    partial.mkdir(parents=True, exist_ok=True)
+    try:
+        plots = list(exp.plot(view, partial))
+    except Exception as err:
+        if not any("nonfinite" in r for r in runs):
+            raise _failure(exp, "plotting", err, folder.parent) from err
+        plots = []  # a diverged seed the plot cannot draw: no plots, its claims fail
+    if not all(_is_file_name(p) and (partial / p).is_file() for p in plots):
+        raise _failure(exp, "plotting", ValueError(f"plot returned {plots!r}, not names of "
+                                                   "files it wrote"), folder.parent)
+    summary["plots"] = plots
     summary = to_jsonable(summary)
-    write_json(directory / "summary.json", summary)
+    write_runs(partial / "runs.jsonl", [records[s] for s in seeds])
+    write_json(partial / "config.json", {key: summary[key] for key in (
+        "experiment", "preset", "config", "config_hash", "seeds")})
+    write_json(partial / "summary.json", summary)  # the run is done: commit
+    _commit(partial, folder)
     return summary

@@ -17,6 +17,16 @@ import torch
 from noisereg._validate import check_choice, check_int
 
 DATASETS = ("digits", "mnist5k")
+SIZES = {"digits": 1797, "mnist5k": 5000}  # images in each set, known without loading it
+
+
+def check_split(dataset: str, n_train: int, n_test: int, *, names: str = "n_train + n_test"
+                ) -> None:
+    """Refuse a train + test split larger than ``dataset`` (checked before loading it)."""
+    check_choice("dataset", dataset, DATASETS)
+    if n_train + n_test > SIZES[dataset]:
+        raise ValueError(f"{names} must be <= {SIZES[dataset]} (the size of {dataset}), got "
+                         f"{n_train} + {n_test} = {n_train + n_test}")
 
 
 @cache

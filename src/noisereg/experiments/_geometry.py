@@ -42,7 +42,7 @@ from torch import nn
 
 from noisereg._plotting import plt
 from noisereg._validate import check_choice, check_int
-from noisereg.data.images import Split
+from noisereg.data.images import SIZES, Split
 from noisereg.diagnostics.geometry import segment_measures, segment_profiles
 from noisereg.models.init import generator
 
@@ -56,7 +56,7 @@ PAIRINGS: tuple[str, ...] = ("random", "class", "neighbour")
 PAIRING_LABELS = {"random": "random pairs", "class": "pairs within a class",
                   "neighbour": "nearest neighbours"}
 # Images per dataset (see noisereg.data.images), for the limits of the config fields.
-DATASET_SIZES = {"digits": 1797, "mnist5k": 5000}
+DATASET_SIZES = SIZES  # images per dataset, known without loading it
 
 READINGS: tuple[str, ...] = ("chord", "gradient", "cosine", "sagitta")
 PATTERNS: tuple[str, ...] = ("kinks", "neuron_flips")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_int, check_product, check_scale
 from noisereg.dln import sparse_regression
 from noisereg.experiments.base import Summary
 
@@ -26,15 +26,15 @@ class SparseDesign:
     max_irrepresentable: float = 0.9  # designs are redrawn until the constant is below this
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1)
-        check_int("d", self.d, low=1)
+        check_int("n", self.n, low=1, high=100_000)
+        check_int("d", self.d, low=1, high=100_000)
+        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
         if not 1 <= len(self.magnitudes) <= min(self.n, self.d):
             raise ValueError("magnitudes must hold between 1 and min(n, d) values")
         for m in self.magnitudes:
-            check_positive("magnitudes", m)
-        check_positive("max_irrepresentable", self.max_irrepresentable)
-        if self.max_irrepresentable > 1:
-            raise ValueError("max_irrepresentable must be <= 1 (the irrepresentable condition)")
+            check_scale("magnitudes", m, high=1e3)
+        # <= 1: the irrepresentable condition
+        check_scale("max_irrepresentable", self.max_irrepresentable, high=1.0)
 
     def design(self, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, y, beta_star) of :func:`noisereg.dln.sparse_regression` for ``seed``."""

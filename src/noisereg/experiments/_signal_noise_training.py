@@ -28,6 +28,9 @@ from noisereg._validate import (
     check_int,
     check_nonnegative,
     check_positive,
+    check_product,
+    check_range,
+    check_scale,
 )
 from noisereg.data.signal_noise_model import SignalNoise, signal_noise
 from noisereg.diagnostics.signal_noise import signal_noise_coefficients
@@ -58,18 +61,23 @@ class SignalNoiseConfig:
     engine: Literal["closed_form", "autograd"] = "closed_form"
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1)
-        check_int("d", self.d, low=2)
-        check_int("m", self.m, low=1)
+        check_int("n", self.n, low=1, high=10_000)
+        check_int("d", self.d, low=2, high=1_000_000)
+        check_int("m", self.m, low=1, high=10_000)
+        check_int("n_test", self.n_test, low=1, high=1_000_000)
+        check_product("(n + n_test) * d", (self.n + self.n_test) * self.d, 5e7,
+                      "memory of the two patches of every sample")
+        check_product("m * d", self.m * self.d, 1e7, "memory of the filters")
         if check_positive("q", self.q) < 2:
             raise ValueError(f"q must be >= 2, got {self.q}")
-        check_positive("mu_norm", self.mu_norm)
-        check_positive("sigma_p", self.sigma_p)
-        check_nonnegative("sigma0", self.sigma0)
+        # sigma(z) = max(0, z)^q: beyond q = 10 the activations overflow float64 quickly.
+        check_range("q", self.q, 2.0, 10.0)
+        check_scale("mu_norm", self.mu_norm, high=1e3)
+        check_scale("sigma_p", self.sigma_p, high=1e3)
+        check_nonnegative("sigma0", self.sigma0, high=10.0)
         check_fraction("flip_prob", self.flip_prob, open_right=True)
-        check_int("n_test", self.n_test, low=1)
-        check_positive("eta", self.eta)
-        check_int("steps", self.steps, low=1)
+        check_scale("eta", self.eta, high=10.0)
+        check_int("steps", self.steps, low=1, high=10**7)
         check_choice("engine", self.engine, ENGINES)
 
 

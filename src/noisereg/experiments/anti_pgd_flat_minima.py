@@ -37,10 +37,11 @@ from torch import nn
 from noisereg._plotting import plt, save
 from noisereg._progress import bar
 from noisereg._threads import one_thread
-from noisereg._validate import check_int, check_positive
-from noisereg.data.images import DATASETS, load_split
+from noisereg._validate import check_choice, check_int, check_product, check_scale
+from noisereg.data.images import DATASETS, check_split, load_split
 from noisereg.diagnostics.hessian import hessian_trace
 from noisereg.dln import sparse_regression
+from noisereg.dln.stability import check_gd_step
 from noisereg.experiments.base import Experiment, Metrics, Summary
 from noisereg.experiments.claims import Claim, ClaimSpec
 from noisereg.models.diagonal import DiagonalLinearNet
@@ -81,26 +82,28 @@ class Config:
         check_int("valley_d", self.valley_d, low=1, high=10_000)
         check_int("n", self.n, low=1, high=100_000)
         check_int("d", self.d, low=self.n + 1, high=100_000)  # over-parametrized: d > n
+        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
         check_int("k", self.k, low=1, high=self.n)
         check_int("n_train", self.n_train, low=1, high=4_000)
         check_int("n_test", self.n_test, low=1, high=4_000)
         check_int("width", self.width, low=1, high=100_000)
+        check_product("784 * width", 784 * self.width, 1e8, "parameters of the network")
         check_int("probes", self.probes, low=2, high=10_000)
         for name in ("valley_steps", "sparse_steps", "image_steps"):
             check_int(name, getattr(self, name), low=10, high=10_000_000)
         for name in ("init_scale", "valley_sigma", "sparse_sigma", "image_sigma"):
-            if check_positive(name, getattr(self, name)) > 10:
-                raise ValueError(f"{name} must be <= 10; got {getattr(self, name)}")
+            check_scale(name, getattr(self, name), high=10.0)
         # GD on these losses is stable only for lr below 2 / curvature: the valley's curvature
         # at the start (u = v = 1) is d + 1; bounded lr elsewhere.
-        if check_positive("valley_lr", self.valley_lr) >= 2 / (self.valley_d + 1):
+        if check_scale("valley_lr", self.valley_lr, high=1.0) >= 2 / (self.valley_d + 1):
             raise ValueError(f"valley_lr must be < 2 / (valley_d + 1) = "
                              f"{2 / (self.valley_d + 1):.3g} (GD diverges); got {self.valley_lr}")
         for name in ("sparse_lr", "image_lr"):
-            if check_positive(name, getattr(self, name)) > 1:
-                raise ValueError(f"{name} must be <= 1; got {getattr(self, name)}")
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}")
+            check_scale(name, getattr(self, name), high=1.0)
+        check_gd_step(self.sparse_lr, n=self.n, d=self.d, k=self.k, beta_max=1.0,
+                      init_scale=self.init_scale, extra=self.sparse_sigma**2, name="sparse_lr")
+        check_choice("dataset", self.dataset, DATASETS)
+        check_split(self.dataset, self.n_train, self.n_test)
 
 
 def _optimizer(method: str, params: list[nn.Parameter], lr: float, sigma: float,

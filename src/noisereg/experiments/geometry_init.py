@@ -20,7 +20,7 @@ import numpy as np
 
 from noisereg._plotting import plt, save
 from noisereg._progress import bar
-from noisereg._validate import check_choice, check_int
+from noisereg._validate import check_choice, check_int, check_product
 from noisereg.data.images import load_split
 from noisereg.experiments._geometry import (
     DATASET_SIZES,
@@ -55,16 +55,18 @@ class Config:
     points: int = 129
 
     def __post_init__(self) -> None:
+        check_choice("dataset", self.dataset, tuple(DATASET_SIZES))
         for name in ("widths", "depths"):
             values = getattr(self, name)
             if len(values) < 2 or list(values) != sorted(set(values)):
                 raise ValueError(f"{name} must hold at least two increasing values")
             for value in values:
-                check_int(name, value, low=1)
-        check_choice("dataset", self.dataset, tuple(DATASET_SIZES))
+                check_int(name, value, low=1, high=16_384 if name == "widths" else 64)
+        check_product("widths[-1]^2 * depths[-1]", self.widths[-1] ** 2 * self.depths[-1], 1e8,
+                      "parameters of the largest network")
         check_int("pool", self.pool, low=2, high=DATASET_SIZES[self.dataset] - 1)
-        check_int("pairs", self.pairs, low=1, high=self.pool)
-        check_int("points", self.points, low=3)
+        check_int("pairs", self.pairs, low=1, high=min(self.pool, 10_000))
+        check_int("points", self.points, low=3, high=4_097)
 
 
 def run(config: Config, seed: int) -> Metrics:

@@ -27,7 +27,14 @@ import numpy as np
 
 from noisereg._plotting import plt, save
 from noisereg._progress import bar
-from noisereg._validate import check_fraction, check_int, check_positive
+from noisereg._validate import (
+    check_choice,
+    check_fraction,
+    check_int,
+    check_product,
+    check_scale,
+)
+from noisereg.data.images import DATASETS, check_split
 from noisereg.experiments._geometry import (
     LABELS,
     MEASURED,
@@ -68,17 +75,25 @@ class Config:
     points: int = 129
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_test", "steps"):
-            check_int(name, getattr(self, name), low=1)
+        check_choice("dataset", self.dataset, DATASETS)
+        for name in ("n_train", "n_test"):  # segments join two distinct samples of each split
+            check_int(name, getattr(self, name), low=2, high=10_000)
+        check_split(self.dataset, self.n_train, self.n_test)
+        check_int("steps", self.steps, low=1, high=10**6)
         if not self.widths:
             raise ValueError("widths must hold at least one hidden width")
         for width in self.widths:
-            check_int("widths", width, low=1)
-        for name in ("lr", "sigma", "lam"):
-            check_positive(name, getattr(self, name))
+            check_int("widths", width, low=1, high=16_384)
+        check_product("sum of widths[i] * widths[i+1] and 784 * widths[0]",
+                      784 * self.widths[0] + sum(a * b for a, b in zip(self.widths,
+                                                                        self.widths[1:])),
+                      1e8, "parameters of the network")
+        check_scale("lr", self.lr, high=10.0)
+        check_scale("sigma", self.sigma, high=10.0)
+        check_scale("lam", self.lam, high=1e3)
         check_fraction("flip", self.flip, open_right=True)
-        check_int("pairs", self.pairs, low=1, high=min(self.n_train, self.n_test))
-        check_int("points", self.points, low=3)
+        check_int("pairs", self.pairs, low=1, high=min(self.n_train, self.n_test, 10_000))
+        check_int("points", self.points, low=3, high=4_097)
 
 
 def run(config: Config, seed: int) -> Metrics:

@@ -20,7 +20,8 @@ import torch
 
 from noisereg._plotting import plt, save
 from noisereg._progress import bar
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_choice, check_int, check_product, check_scale
+from noisereg.data.images import DATASETS, check_split
 from noisereg.diagnostics.geometry import segment_profiles
 from noisereg.experiments._geometry import (
     LABELS,
@@ -57,16 +58,24 @@ class Config:
     profile_pairs: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_test", "depth", "epochs", "batch_size"):
-            check_int(name, getattr(self, name), low=1)
+        check_choice("dataset", self.dataset, DATASETS)
+        for name in ("n_train", "n_test"):  # segments join two distinct samples of each split
+            check_int(name, getattr(self, name), low=2, high=10_000)
+        check_split(self.dataset, self.n_train, self.n_test)
+        check_int("depth", self.depth, low=1, high=64)
+        check_int("epochs", self.epochs, low=1, high=10_000)
         if not self.widths or list(self.widths) != sorted(set(self.widths)):
             raise ValueError("widths must hold increasing values")
         for width in self.widths:
-            check_int("widths", width, low=1)
-        check_int("batch_size", self.batch_size, high=self.n_train)
-        check_positive("lr", self.lr)
-        check_int("pairs", self.pairs, low=1, high=min(self.n_train, self.n_test))
-        check_int("points", self.points, low=3)
+            check_int("widths", width, low=1, high=16_384)
+        check_product("widths[-1]^2 * depth", self.widths[-1] ** 2 * self.depth, 1e8,
+                      "parameters of the widest network")
+        check_int("batch_size", self.batch_size, low=1, high=self.n_train)
+        check_product("epochs * n_train / batch_size", self.epochs * (
+            self.n_train // self.batch_size), 1e7, "training steps")
+        check_scale("lr", self.lr, high=10.0)
+        check_int("pairs", self.pairs, low=1, high=min(self.n_train, self.n_test, 10_000))
+        check_int("points", self.points, low=3, high=4_097)
         check_int("profile_pairs", self.profile_pairs, low=1, high=self.pairs)
 
 

@@ -15,8 +15,9 @@ from typing import Literal
 import numpy as np
 
 from noisereg._plotting import plot_coefficients, plt, save
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_int, check_product, check_scale
 from noisereg.dln import label_noise_sgd, sparse_regression
+from noisereg.dln.stability import check_label_noise_step
 from noisereg.experiments._label_noise import seed_values
 from noisereg.experiments.base import Experiment, Metrics, Summary, per_seed
 from noisereg.experiments.claims import Claim, ClaimSpec
@@ -38,16 +39,20 @@ class Config:
     noise: Literal["rademacher", "gaussian"] = "rademacher"
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1)
-        check_int("d", self.d, low=1)
+        check_int("n", self.n, low=1, high=100_000)
+        check_int("d", self.d, low=1, high=100_000)
+        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
         check_int("k", self.k, low=1, high=min(self.n, self.d))
-        check_positive("step_size", self.step_size)
-        check_positive("delta", self.delta)
-        check_int("steps", self.steps, low=10)
+        check_scale("step_size", self.step_size, high=1.0)
+        check_scale("delta", self.delta, high=1e3)
+        check_scale("step_size * delta^2 (lambda)", self.step_size * self.delta**2, high=1e3)
+        check_int("steps", self.steps, low=10, high=10**9)
         if len(self.init_scales) < 2:
             raise ValueError("init_scales must hold at least two initialization scales")
         for alpha in self.init_scales:
-            check_positive("init_scales", alpha)
+            check_scale("init_scales", alpha, high=10.0)
+        check_label_noise_step(self.step_size, n=self.n, d=self.d, k=self.k, beta_max=1.0,
+                               init_scale=max(self.init_scales), delta=self.delta)
 
 
 def run(config: Config, seed: int) -> Metrics:

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from noisereg._plotting import plot_coefficients, plt, save
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_int, check_scale
 from noisereg.dln import gradient_descent, label_noise_sgd
+from noisereg.dln.stability import check_gd_step, check_label_noise_step
 from noisereg.experiments._label_noise import (
     SparseDesign,
     off_support_share,
@@ -46,17 +47,26 @@ class Config(SparseDesign):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive("step_size", self.step_size)
-        check_positive("delta", self.delta)
-        check_int("steps", self.steps, low=10)
+        check_scale("step_size", self.step_size, high=1.0)
+        check_scale("delta", self.delta, high=1e3)
+        check_int("steps", self.steps, low=10, high=10**9)
         if len(self.sweep_deltas) < 2 or list(self.sweep_deltas) != sorted(set(self.sweep_deltas)):
             raise ValueError("sweep_deltas must be at least two increasing values")
         for delta in self.sweep_deltas:
-            check_positive("sweep_deltas", delta)
-        check_positive("gd_init_scale", self.gd_init_scale)
-        check_positive("gd_step_size", self.gd_step_size)
-        check_int("gd_steps", self.gd_steps, low=1)
-        check_positive("support_tol", self.support_tol)
+            check_scale("sweep_deltas", delta, high=1e3)
+        smallest = min(self.delta, self.sweep_deltas[0])
+        check_scale("step_size * delta^2 (lambda, smallest delta)", self.step_size * smallest**2,
+                    high=1e3)
+        check_scale("gd_init_scale", self.gd_init_scale, high=10.0)
+        check_scale("gd_step_size", self.gd_step_size, high=1.0)
+        check_int("gd_steps", self.gd_steps, low=1, high=10**9)
+        check_scale("support_tol", self.support_tol, high=1.0)
+        shape = dict(n=self.n, d=self.d, k=len(self.magnitudes), beta_max=max(self.magnitudes))
+        # The label-noise runs start from alpha = 0.1 (run).
+        check_label_noise_step(self.step_size, init_scale=0.1,
+                               delta=max(self.delta, self.sweep_deltas[-1]), **shape)
+        check_gd_step(self.gd_step_size, init_scale=self.gd_init_scale, name="gd_step_size",
+                      **shape)
 
 
 def run(config: Config, seed: int) -> Metrics:

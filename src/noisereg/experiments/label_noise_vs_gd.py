@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from noisereg._plotting import plt, save
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_int, check_product, check_scale
 from noisereg.dln import gradient_descent, label_noise_sgd, relative_error, sparse_regression
+from noisereg.dln.stability import check_gd_step, check_label_noise_step
 from noisereg.experiments._label_noise import seed_values
 from noisereg.experiments.base import Experiment, Metrics, Summary, per_seed
 from noisereg.experiments.claims import Claim, ClaimSpec
@@ -35,18 +36,23 @@ class Config:
     steps: int = 800_000
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1)
-        check_int("d", self.d, low=1)
+        check_int("n", self.n, low=1, high=100_000)
+        check_int("d", self.d, low=1, high=100_000)
+        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
         check_int("k", self.k, low=1, high=min(self.n, self.d))
         if len(self.init_scales) < 2 or list(self.init_scales) != sorted(set(self.init_scales)):
             raise ValueError("init_scales must be at least two increasing scales")
         for alpha in self.init_scales:
-            check_positive("init_scales", alpha)
-        check_positive("gd_step_size", self.gd_step_size)
-        check_int("gd_steps", self.gd_steps, low=1)
-        check_positive("step_size", self.step_size)
-        check_positive("delta", self.delta)
-        check_int("steps", self.steps, low=10)
+            check_scale("init_scales", alpha, high=10.0)
+        check_scale("gd_step_size", self.gd_step_size, high=1.0)
+        check_int("gd_steps", self.gd_steps, low=1, high=10**9)
+        check_scale("step_size", self.step_size, high=1.0)
+        check_scale("delta", self.delta, high=1e3)
+        check_scale("step_size * delta^2 (lambda)", self.step_size * self.delta**2, high=1e3)
+        check_int("steps", self.steps, low=10, high=10**9)
+        shape = dict(n=self.n, d=self.d, k=self.k, beta_max=1.0, init_scale=self.init_scales[-1])
+        check_label_noise_step(self.step_size, delta=self.delta, **shape)
+        check_gd_step(self.gd_step_size, name="gd_step_size", **shape)
 
 
 def run(config: Config, seed: int) -> Metrics:

@@ -93,14 +93,14 @@ class Config(SignalNoiseConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if check_int("per_decade", self.per_decade, low=1) < MIN_PER_DECADE:
+        if check_int("per_decade", self.per_decade, low=1, high=1_000) < MIN_PER_DECADE:
             raise ValueError(f"per_decade must be >= {MIN_PER_DECADE} (a coarser grid brackets "
                              f"the crossing instead of measuring it), got {self.per_decade}")
-        check_int("refine", self.refine, low=0)
+        check_int("refine", self.refine, low=0, high=1_000)
         bounds = self.lam_range
         if (len(bounds) != 2 or not all(math.isfinite(b) for b in bounds)
-                or not 0 < bounds[0] < bounds[1]):
-            raise ValueError(f"lam_range must be two finite lambdas 0 < low < high, got {bounds}")
+                or not 0 < bounds[0] < bounds[1] or bounds[1] > 1e3):
+            raise ValueError(f"lam_range must be two lambdas 0 < low < high <= 1e3, got {bounds}")
         if len(self.grid()) < 2:
             raise ValueError(f"lam_range must hold at least two grid points at {self.per_decade} "
                              f"per decade, got {bounds}")

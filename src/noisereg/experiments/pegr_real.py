@@ -20,8 +20,14 @@ import torch
 
 from noisereg._plotting import plt, save
 from noisereg._threads import one_thread
-from noisereg._validate import check_choice, check_fraction, check_int, check_positive
-from noisereg.data.images import DATASETS, load_split
+from noisereg._validate import (
+    check_choice,
+    check_fraction,
+    check_int,
+    check_product,
+    check_scale,
+)
+from noisereg.data.images import DATASETS, check_split, load_split
 from noisereg.experiments._signal_noise_training import cross_entropy, hits, metric, record_steps
 from noisereg.experiments.base import Experiment, Metrics, Summary
 from noisereg.experiments.claims import Claim, ClaimSpec
@@ -85,19 +91,21 @@ class Config:
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
-        check_int("n_train", self.n_train, low=10)
-        check_int("n_test", self.n_test, low=1)
-        check_int("width", self.width, low=1)
-        check_positive("lr", self.lr)
-        check_int("steps", self.steps, low=1)
+        check_int("n_train", self.n_train, low=10, high=10_000)
+        check_int("n_test", self.n_test, low=1, high=10_000)
+        check_split(self.dataset, self.n_train, self.n_test)
+        check_int("width", self.width, low=1, high=100_000)
+        check_product("784 * width", 784 * self.width, 1e8, "parameters of the network")
+        check_scale("lr", self.lr, high=10.0)
+        check_int("steps", self.steps, low=1, high=10**6)
         check_fraction("flip_prob", self.flip_prob, open_right=True)
         if self.n_train * self.flip_prob < MIN_FLIPS:
             raise ValueError(f"flip_prob must flip at least {MIN_FLIPS} training labels in "
                              f"expectation (n_train * flip_prob >= {MIN_FLIPS}); got "
                              f"{self.n_train} * {self.flip_prob}")
-        check_positive("lam_pegr", self.lam_pegr)
-        check_positive("lam_gr", self.lam_gr)
-        check_int("records", self.records, low=2)
+        check_scale("lam_pegr", self.lam_pegr, high=1e3)
+        check_scale("lam_gr", self.lam_gr, high=1e3)
+        check_int("records", self.records, low=2, high=10_000)
 
 
 def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

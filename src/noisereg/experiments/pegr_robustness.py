@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from noisereg._plotting import plt, save
-from noisereg._validate import check_nonnegative, check_positive
+from noisereg._validate import check_nonnegative, check_scale
 from noisereg.experiments._signal_noise_training import (
     F64,
     SignalNoiseConfig,
@@ -66,13 +66,13 @@ class Config(SignalNoiseConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive("lam", self.lam)
+        check_scale("lam", self.lam, high=1e3)
         if (len(self.noise_scales) < 2 or self.noise_scales[0] != 0.0
                 or list(self.noise_scales) != sorted(set(self.noise_scales))):
             raise ValueError(f"noise_scales must be increasing, start at 0 (clean inputs) and "
                              f"hold a positive scale, got {self.noise_scales}")
         for s in self.noise_scales:
-            check_nonnegative("noise_scales", s)
+            check_nonnegative("noise_scales", s, high=1e3)
 
 
 def run(config: Config, seed: int) -> Metrics:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from noisereg._plotting import plt, save
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_int, check_scale
 from noisereg.experiments._signal_noise_training import (
     CURVES,
     SignalNoiseConfig,
@@ -73,9 +73,9 @@ class Config(SignalNoiseConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive("lam_pegr", self.lam_pegr)
-        check_positive("lam_gr", self.lam_gr)
-        check_int("records", self.records, low=2)
+        check_scale("lam_pegr", self.lam_pegr, high=1e3)
+        check_scale("lam_gr", self.lam_gr, high=1e3)
+        check_int("records", self.records, low=2, high=10_000)
 
 
 def run(config: Config, seed: int) -> Metrics:

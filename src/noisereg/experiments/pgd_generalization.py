@@ -21,8 +21,14 @@ import torch.nn.functional as F
 from noisereg._plotting import plt, save
 from noisereg._progress import bar
 from noisereg._threads import one_thread
-from noisereg._validate import check_int, check_nonnegative, check_positive
-from noisereg.data.images import load_split
+from noisereg._validate import (
+    check_choice,
+    check_fraction,
+    check_int,
+    check_product,
+    check_scale,
+)
+from noisereg.data.images import DATASETS, check_split, load_split
 from noisereg.diagnostics.hessian import hessian_trace
 from noisereg.experiments._noise_injection import PAPER
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, per_seed, seed_mean
@@ -45,20 +51,27 @@ class Config:
     probes: int = 20  # Hutchinson probes for the Hessian trace
 
     def __post_init__(self) -> None:
-        check_int("n_train", self.n_train, low=1)
-        check_int("n_test", self.n_test, low=1)
+        check_choice("dataset", self.dataset, DATASETS)
+        check_int("n_train", self.n_train, low=1, high=10_000)
+        check_int("n_test", self.n_test, low=1, high=10_000)
+        check_split(self.dataset, self.n_train, self.n_test)
         if not self.widths:
             raise ValueError("widths must hold at least one hidden width")
         for w in self.widths:
-            check_int("widths", w, low=1)
-        check_int("steps", self.steps, low=1)
-        check_positive("lr", self.lr)
-        check_nonnegative("momentum", self.momentum)
+            check_int("widths", w, low=1, high=16_384)
+        check_product("sum of widths[i] * widths[i+1] and 784 * widths[0]",
+                      784 * self.widths[0] + sum(a * b for a, b in zip(self.widths,
+                                                                        self.widths[1:])),
+                      1e8, "parameters of the network")
+        check_int("steps", self.steps, low=1, high=10**6)
+        check_scale("lr", self.lr, high=10.0)
+        # Heavy-ball momentum diverges from 1 on, whatever the step size.
+        check_fraction("momentum", self.momentum, open_right=True)
         if not self.sigmas:
             raise ValueError("sigmas must hold at least one noise level")
         for s in self.sigmas:
-            check_positive("sigmas", s)
-        check_int("probes", self.probes, low=2)
+            check_scale("sigmas", s, high=10.0)
+        check_int("probes", self.probes, low=2, high=10_000)
 
 
 def _train(config: Config, split, mode: str, sigma: float, seed: int) -> dict[str, float]:

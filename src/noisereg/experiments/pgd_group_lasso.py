@@ -19,7 +19,7 @@ import torch
 
 from noisereg._plotting import plt, save
 from noisereg._threads import one_thread
-from noisereg._validate import check_int, check_nonnegative, check_positive
+from noisereg._validate import check_int, check_nonnegative, check_product, check_scale
 from noisereg.experiments._noise_injection import (
     PAPER,
     RunningAverage,
@@ -54,18 +54,20 @@ class Config:
         check_int("n", self.n, low=2, high=100_000)
         check_int("k", self.k, low=1, high=min(self.n, 1_000))
         check_int("groups", self.groups, low=1, high=10_000)
+        check_product("n * groups * k", self.n * self.groups * self.k, 1e7,
+                      "memory of the design")
         check_int("active", self.active, low=1, high=self.groups)
-        check_nonnegative("noise", self.noise)
-        check_positive("sigma", self.sigma)
+        check_nonnegative("noise", self.noise, high=1e3)
+        check_scale("sigma", self.sigma, high=10.0)
         if self.sigma > 1.0:
             raise ValueError(f"sigma must be <= 1 (a perturbation of the size of the weights "
                              f"leaves the small-noise regime of the theory); got {self.sigma}")
-        check_positive("lr", self.lr)
+        check_scale("lr", self.lr, high=10.0)
         if self.lr > 0.5:
             raise ValueError(f"lr must be <= 0.5 (GD on this quadratic-in-beta loss diverges "
                              f"well before); got {self.lr}")
         check_int("steps", self.steps, low=10, high=10_000_000)
-        check_positive("init_scale", self.init_scale)
+        check_scale("init_scale", self.init_scale, high=10.0)
 
 
 def group_regression(config: Config, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,8 +17,9 @@ import torch
 from noisereg._plotting import plot_coefficients, plt, save
 from noisereg._progress import bar
 from noisereg._threads import one_thread
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_int, check_product, check_scale
 from noisereg.dln import sparse_regression
+from noisereg.dln.stability import check_gd_step
 from noisereg.experiments._noise_injection import (
     PAPER,
     RunningAverage,
@@ -51,15 +52,23 @@ class Config:
     explicit_steps: int = 1_500
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1)
-        check_int("d", self.d, low=1)
+        check_int("n", self.n, low=1, high=100_000)
+        check_int("d", self.d, low=1, high=100_000)
+        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
         check_int("k", self.k, low=1, high=min(self.n, self.d))
-        check_positive("sigma", self.sigma)
-        check_positive("lr", self.lr)
-        check_int("steps", self.steps, low=10)
-        check_positive("init_scale", self.init_scale)
-        check_positive("explicit_lr", self.explicit_lr)
-        check_int("explicit_steps", self.explicit_steps, low=1)
+        check_scale("sigma", self.sigma, high=10.0)
+        check_scale("2 sigma^2 (lambda)", 2 * self.sigma**2, high=1e3)
+        check_scale("lr", self.lr, high=10.0)
+        check_int("steps", self.steps, low=10, high=10**7)
+        check_scale("init_scale", self.init_scale, high=10.0)
+        check_scale("explicit_lr", self.explicit_lr, high=10.0)
+        check_int("explicit_steps", self.explicit_steps, low=1, high=10**7)
+        # PGD is GD on the smoothed loss, whose penalty 2 sigma^2 (u^2 + v^2) adds curvature
+        # 4 sigma^2; so does the explicit regularizer of the twin.
+        shape = dict(n=self.n, d=self.d, k=self.k, beta_max=1.0, init_scale=self.init_scale,
+                     extra=self.sigma**2)
+        check_gd_step(self.lr, name="lr", **shape)
+        check_gd_step(self.explicit_lr, name="explicit_lr", **shape)
 
 
 def run(config: Config, seed: int) -> Metrics:

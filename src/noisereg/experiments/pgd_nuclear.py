@@ -18,7 +18,7 @@ import torch
 
 from noisereg._plotting import plt, save
 from noisereg._threads import one_thread
-from noisereg._validate import check_int, check_nonnegative, check_positive
+from noisereg._validate import check_int, check_nonnegative, check_product, check_scale
 from noisereg.experiments._noise_injection import (
     PAPER,
     RunningAverage,
@@ -48,14 +48,16 @@ class Config:
     steps: int = 30_000
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1)
-        check_int("d1", self.d1, low=1)
-        check_int("d2", self.d2, low=1)
+        check_int("n", self.n, low=1, high=2_000)  # X is the n x n identity
+        check_int("d1", self.d1, low=1, high=10_000)
+        check_int("d2", self.d2, low=1, high=10_000)
+        check_product("d1 * (n + d2)", self.d1 * (self.n + self.d2), 1e7,
+                      "memory of the two weight matrices")
         check_int("rank", self.rank, low=1, high=min(self.n, self.d2))
-        check_nonnegative("target_noise", self.target_noise)
-        check_positive("sigma", self.sigma)
-        check_positive("lr", self.lr)
-        check_int("steps", self.steps, low=10)
+        check_nonnegative("target_noise", self.target_noise, high=1e3)
+        check_scale("sigma", self.sigma, high=10.0)
+        check_scale("lr", self.lr, high=10.0)
+        check_int("steps", self.steps, low=10, high=10**7)
 
 
 def run(config: Config, seed: int) -> Metrics:

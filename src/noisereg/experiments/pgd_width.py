@@ -17,7 +17,7 @@ import torch
 
 from noisereg._plotting import plt, save
 from noisereg._threads import one_thread
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_int, check_product, check_scale
 from noisereg.experiments._noise_injection import PAPER, squared_closure, train
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, seed_mean
 from noisereg.models.init import generator
@@ -38,16 +38,19 @@ class Config:
     blocks: int = 50  # the curves average distance and loss over blocks of steps
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1)
-        check_int("d0", self.d0, low=2)
+        check_int("n", self.n, low=1, high=100_000)
+        check_int("d0", self.d0, low=2, high=10_000)
+        check_product("n * d0", self.n * self.d0, 1e7, "memory of the inputs")
         if len(self.widths) != 2 or self.widths[0] >= self.widths[1]:
             raise ValueError("widths must be two increasing widths (narrow, wide)")
         for w in self.widths:
-            check_int("widths", w, low=1)
-        check_positive("sigma", self.sigma)
-        check_positive("lr", self.lr)
-        check_int("blocks", self.blocks, low=4)
-        check_int("steps", self.steps, low=self.blocks)
+            check_int("widths", w, low=1, high=100_000)
+        check_product("d0 * widths[1]", self.d0 * self.widths[1], 1e7,
+                      "memory of the first layer")
+        check_scale("sigma", self.sigma, high=10.0)
+        check_scale("lr", self.lr, high=10.0)
+        check_int("blocks", self.blocks, low=4, high=10_000)
+        check_int("steps", self.steps, low=self.blocks, high=10**7)
 
 
 def _train(config: Config, X: torch.Tensor, y: torch.Tensor, target: np.ndarray, width: int,

@@ -19,7 +19,7 @@ import torch
 from noisereg._plotting import plt, save
 from noisereg._progress import bar
 from noisereg._threads import one_thread
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_int, check_product, check_scale
 from noisereg.experiments._noise_injection import PAPER, squared_closure
 from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, per_seed, seed_mean
 from noisereg.models.init import generator
@@ -45,14 +45,16 @@ class Config:
 
     def __post_init__(self) -> None:
         for name in ("n", "d0", "d2"):
-            check_int(name, getattr(self, name), low=1)
-        check_positive("sigma", self.sigma)
+            check_int(name, getattr(self, name), low=1, high=10_000)
+        check_scale("sigma", self.sigma, high=10.0)
         if len(self.widths) < 2 or list(self.widths) != sorted(set(self.widths)):
             raise ValueError("widths must hold at least two increasing widths")
         for w in self.widths:
-            check_int("widths", w, low=1)
-        check_int("samples", self.samples, low=2)
-        check_int("grad_samples", self.grad_samples, low=2)
+            check_int("widths", w, low=1, high=100_000)
+        check_product("widths[-1] * (d0 + d2)", self.widths[-1] * (self.d0 + self.d2), 1e7,
+                      "memory of the widest network")
+        check_int("samples", self.samples, low=2, high=10**7)
+        check_int("grad_samples", self.grad_samples, low=2, high=10**6)
 
 
 def _gradient_covariance_trace(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor,
