@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_gradreg_norms import ce, seeded
+from test_gradreg_norms import ce, reference, seeded
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -36,24 +36,6 @@ f64 = torch.float64
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def reference(model: nn.Module, x, t, forward: Callable | None = None,
-              loss=ce) -> torch.Tensor:
-    """||grad l_i||^2 from autograd on one example at a time (math attention kernel, with
-    graph); ``x`` and ``t`` are tensors or dicts, sliced here by hand."""
-    forward = forward or (lambda m, b: m(**b) if isinstance(b, dict) else m(b))
-    params = [p for p in model.parameters() if p.requires_grad]
-    norms = []
-    for i in range(len(t)):
-        xi = ({k: v[i:i + 1] if torch.is_tensor(v) else v for k, v in x.items()}
-              if isinstance(x, dict) else x[i:i + 1])
-        with sdpa_kernel(SDPBackend.MATH):
-            li = loss(forward(model, xi), t[i:i + 1]).sum()
-            grads = torch.autograd.grad(li, params, create_graph=True, allow_unused=True,
-                                        materialize_grads=True)
-        norms.append(sum(g.square().sum() for g in grads))
-    return torch.stack(norms)
 
 
 def norms_quietly(model: nn.Module, x, t, backend: str, **kwargs) -> torch.Tensor:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from noisereg.gradreg import (
     FallbackWarning,
@@ -117,15 +118,23 @@ def data(kind: str, batch: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tens
 MODELS = {"mlp": mlp, "sequence": sequence, "conv1d": conv1d, "conv2d": conv2d, "twice": Twice}
 
 
-def reference(model: nn.Module, x: torch.Tensor, t: torch.Tensor, loss=ce) -> torch.Tensor:
-    """Plain loop: ||grad l_i||^2 from autograd on one example at a time (with graph)."""
+def reference(model: nn.Module, x, t, forward: Callable | None = None,
+              loss=ce) -> torch.Tensor:
+    """||grad l_i||^2 from autograd on one example at a time (math attention kernel, with
+    graph); ``x`` and ``t`` are tensors or dicts, sliced here by hand."""
+    forward = forward or (lambda m, b: m(**b) if isinstance(b, dict) else m(b))
     params = [p for p in model.parameters() if p.requires_grad]
     norms = []
-    for i in range(len(x)):
-        grads = torch.autograd.grad(loss(model(x[i:i + 1]), t[i:i + 1]).sum(), params,
-                                    create_graph=True)
+    for i in range(len(t)):
+        xi = ({k: v[i:i + 1] if torch.is_tensor(v) else v for k, v in x.items()}
+              if isinstance(x, dict) else x[i:i + 1])
+        with sdpa_kernel(SDPBackend.MATH):
+            li = loss(forward(model, xi), t[i:i + 1]).sum()
+            grads = torch.autograd.grad(li, params, create_graph=True, allow_unused=True,
+                                        materialize_grads=True)
         norms.append(sum(g.square().sum() for g in grads))
     return torch.stack(norms)
+
 
 
 @pytest.mark.parametrize("kind", list(MODELS))
