@@ -175,6 +175,40 @@ def test_first_layer_breakpoints_match_the_kinks_of_a_one_hidden_layer_net():
     assert shared > 0  # some steps cross several hyperplanes: kinks < neuron flips there
 
 
+@pytest.mark.parametrize("relu", [
+    torch.nn.functional.relu, torch.relu, torch.Tensor.relu,
+    lambda h: torch.nn.functional.relu(h, inplace=True)], ids=["F", "torch", "method", "inplace"])
+@pytest.mark.parametrize("gradients", [False, True])
+def test_functional_relus_give_the_kinks_of_the_closed_form(relu, gradients):
+    """The net of the test above written with a functional ReLU (no nn.ReLU to hook): the
+    default measures keep kinks, which count the first-layer hyperplanes crossed."""
+    d, hidden, points = 4, 12, 33
+    net = _one_hidden(d, hidden, 2, seed=30)
+    first, second = net[0], net[2]
+    xa, xb = _randn(5, d, seed=31), _randn(5, d, seed=32)
+    w, b = first.weight.detach(), first.bias.detach()
+    v = xb - xa
+    crossing = -(xa @ w.T + b) / (v @ w.T)
+    inside = (crossing > 0) & (crossing < 1)
+    expected_kinks = torch.tensor([len(np.unique(np.floor(c[m].numpy() * (points - 1))))
+                                   for c, m in zip(crossing, inside)], dtype=f64)
+    result = segment_measures(lambda x: second(relu(first(x))), xa, xb, points=points,
+                              measures=None if not gradients else
+                              [*DEFAULT_MEASURES, "neuron_flips"])
+    assert "kinks" in result.values
+    torch.testing.assert_close(result.values["kinks"], expected_kinks)
+    assert result.profiles.neurons == hidden
+    torch.testing.assert_close(result.profiles.flips.sum(1), inside.sum(1))
+
+
+def test_a_function_without_relu_has_no_kinks_to_count():
+    f = _linear(_randn(2, 3, seed=40))
+    xa, xb = _randn(2, 3, seed=41), _randn(2, 3, seed=42)
+    assert "kinks" not in segment_measures(lambda x: torch.tanh(f(x)), xa, xb, points=5).values
+    with pytest.raises(ValueError, match=r"kinks.* needs ReLU activations in f"):
+        segment_measures(lambda x: torch.tanh(f(x)), xa, xb, points=5, measures=["kinks"])
+
+
 # ----------------------------------------------------------------------------- derivatives
 
 
@@ -305,13 +339,13 @@ def test_bad_inputs_raise_errors_naming_the_parameter():
         (lambda: segment_profiles(f, xa, xb, complexity_radius=-1.0), "complexity_radius"),
         (lambda: segment_measures(f, xa, xb, measures=["curvature"]), "measures"),
         (lambda: segment_measures(f, xa, xb, measures=[]), "measures"),
-        (lambda: segment_measures(lambda x: f(x), xa, xb, measures=["kinks"]), "kinks"),
+        (lambda: segment_measures(f, xa, xb, measures=["kinks"], activations=()), "kinks"),
         (lambda: segment_measures(f, xa, xb, output_scale=-1.0), "output_scale"),
         (lambda: profile_measures(segment_profiles(f, xa, xb), ["gradient_path_length"]),
          "gradients=True"),
         (lambda: local_complexity(f, xa, radius=0.0), "radius"),
         (lambda: local_complexity(f, xa, radius=0.1, directions=4), "directions"),
-        (lambda: local_complexity(lambda x: f(x), xa, radius=0.1), "activations"),
+        (lambda: local_complexity(torch.tanh, xa, radius=0.1, directions=2), "activations"),
     ]
     for call, text in cases:
         with pytest.raises(ValueError, match=text):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 from torch.func import functional_call, hessian
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from noisereg.diagnostics.hessian import hessian_trace, top_eigenvalue
 
@@ -130,11 +131,18 @@ def test_estimates_are_reproducible_and_leave_the_model_alone():
     ({"probes": 5, "method": "hutch++", "per_layer": True}, ValueError, "per_layer"),
     ({"probes": 2, "method": "hutch++"}, ValueError, "probes >= 3"),
     ({"probes": 5, "seed": -1}, ValueError, "seed"),
+    ({"probes": 5, "inputs": torch.zeros(0, 3, dtype=torch.float64),
+      "targets": torch.zeros(0, 2, dtype=torch.float64)}, ValueError,
+     r"inputs must have a non-empty batch"),
+    ({"probes": 5, "targets": torch.zeros(3, 2)}, ValueError, "targets must have the batch size"),
+    ({"probes": 5, "inputs": [1.0]}, TypeError, "inputs must be a tensor"),
+    ({"probes": 5, "forward": 3}, TypeError, "forward must be None or a callable"),
 ])
 def test_bad_input_is_refused(kwargs, error, match):
     model, x, y = _tanh_net()
+    args = {"inputs": x, "targets": y, **kwargs}
     with pytest.raises(error, match=match):
-        hessian_trace(model, mse, x, y, **kwargs)
+        hessian_trace(model, mse, **args)
 
 
 def test_bad_models_and_losses_are_refused():
@@ -146,3 +154,65 @@ def test_bad_models_and_losses_are_refused():
         top_eigenvalue(frozen, mse, x, y)
     with pytest.raises(ValueError, match="tol"):
         top_eigenvalue(model, mse, x, y, tol=0.0)
+
+
+class _TwoInputs(nn.Module):
+    """y = W2 tanh(W1 x + b1) * scale with ``x`` passed by keyword (a dict batch)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        return self.net(x) * scale
+
+
+def test_dict_batches_and_a_forward_callable():
+    """Hutch++ with a full sketch is exact: the trace of the Hessian of the same loss."""
+    net, x, y = _tanh_net(seed=12)
+    model = _TwoInputs(net)
+    exact = float(torch.trace(_exact_hessian(net, lambda out, t: mse(2.0 * out, t), x, y)))
+    dim = sum(p.numel() for p in net.parameters())
+    for inputs, forward in (({"x": x, "scale": 2.0}, None),
+                            ((x,), lambda m, b: m(b[0], scale=2.0))):
+        found = hessian_trace(model, mse, inputs, y, probes=3 * dim, method="hutch++",
+                              forward=forward)
+        assert abs(found.trace - exact) < 1e-8 * abs(exact)
+
+
+def test_attention_models_have_hessian_vector_products_on_cpu():
+    """Double backward through scaled-dot-product attention needs the math kernel."""
+    layer = nn.TransformerEncoderLayer(4, 1, 4, dropout=0.0, batch_first=True).double()
+    with torch.no_grad():
+        for k, p in enumerate(layer.parameters()):
+            p.copy_(0.5 * _randn(*p.shape, seed=20 + k))
+    x, y = _randn(3, 5, 4, seed=13), _randn(3, 5, 4, seed=14)
+    with sdpa_kernel(SDPBackend.MATH):
+        exact = float(torch.trace(_exact_hessian(layer, mse, x, y)))
+    estimate = hessian_trace(layer, mse, x, y, probes=60, seed=2)
+    assert abs(estimate.trace - exact) < 4 * estimate.stderr
+    assert top_eigenvalue(layer, mse, x, y, iters=3).iterations == 3
+
+
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(("dtype", "rtol"), [(torch.float64, 1e-10), (torch.float32, 1e-5),
+                                             (torch.bfloat16, 3e-2)])
+def test_every_estimate_runs_on_the_parameters_device_and_dtype(device, dtype, rtol):
+    """H = 2 X^T X / n is diagonal for orthogonal columns: every Rademacher probe gives the
+    exact trace, hutch++ with a full sketch too, and the top eigenvalue is the largest entry."""
+    diag = torch.tensor([3.0, 1.0, 0.5, 2.0])
+    x = torch.diag(diag).to(device=device, dtype=dtype)
+    y = torch.linspace(-1, 1, 4, dtype=dtype, device=device)[:, None]
+    model = nn.Linear(4, 1, bias=False).to(device=device, dtype=dtype)
+    entries = 2 * diag.pow(2) / 4
+    trace = float(entries.sum())
+    estimate = hessian_trace(model, mse, x, y, probes=4, per_layer=True)
+    assert abs(estimate.trace - trace) < rtol * trace
+    assert abs(estimate.per_layer[""].trace - trace) < rtol * trace
+    full = hessian_trace(model, mse, x, y, probes=12, method="hutch++")
+    assert abs(full.trace - trace) < rtol * trace
+    top = top_eigenvalue(model, mse, x, y, iters=200, tol=1e-6)
+    assert abs(top.value - float(entries.max())) < max(rtol, 1e-6) * float(entries.max())

@@ -148,9 +148,9 @@ def test_objective_classes_train_like_the_formula(cls: type) -> None:
         (lambda m, x, t: regularized_loss(m, ce, x, t, lam=0.0, penalty="sam"),
          "penalty must be one of"),
         (lambda m, x, t: PEGR(m, ce, float("nan")), "lam must be a finite number"),
-        (lambda m, x, t: GR(m, "ce", 1.0), "loss_fn must be callable"),
+        (lambda m, x, t: GR(m, "ce", 1.0), "per_example_loss must be callable"),
         (lambda m, x, t: gr_penalty(m, lambda o, tt: ce(o, tt).sum(), x, t),
-         "loss_fn returned a scalar"),
+         "per_example_loss returned a scalar"),
     ],
 )
 def test_bad_input(call, message: str) -> None:

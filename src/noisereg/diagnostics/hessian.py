@@ -6,9 +6,15 @@ r"""Curvature of the training loss from Hessian-vector products (no Hessian is f
   and per-layer traces tr(H_ll) = E[v_l^T (H v)_l] from the same probes.
 * :func:`top_eigenvalue`: power iteration on H.
 
-The loss is ``loss_fn(model(inputs), targets)`` over the trainable parameters; the model is used
-in the mode it is in (unlike PyHessian, nothing is switched to eval). HVPs are double backward
-through the gradient graph, built once per call.
+The loss is ``loss(model(inputs), targets)``, a reduced scalar (e.g. ``F.cross_entropy`` with
+its default mean; gradreg's ``per_example_loss`` returns one loss per example instead), over the
+trainable parameters; ``inputs`` and ``targets`` are tensors, tuples or dicts of tensors with the
+batch on dim 0 (``model(*inputs)``, ``model(**inputs)``) and ``forward(model, inputs)`` replaces
+the call when given. The model is used in the mode it is in (unlike PyHessian, nothing is
+switched to eval). HVPs are double backward through the gradient graph, built once per call
+(attention on the math kernel, which has one). Probes are drawn on the CPU from the seeded
+generator, so a seed gives the same probes on every device, and moved to the parameters' device
+and dtype.
 """
 
 from __future__ import annotations
@@ -21,9 +27,17 @@ from typing import Literal
 import torch
 from torch import nn
 
+from noisereg._calls import (
+    Batch,
+    Forward,
+    call,
+    check_batch,
+    check_forward,
+    double_backward_kernels,
+)
 from noisereg._validate import check_choice, check_int, check_positive
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[[object, object], torch.Tensor]
 Vectors = list[torch.Tensor]
 _SIGN_SHIFTS = 31 - torch.arange(31, dtype=torch.int32)  # bit k of a word -> bit 31
 _SIGN_BIT = -(2**31)  # 0x80000000 as int32
@@ -52,18 +66,27 @@ class EigenEstimate:
 class _Hessian:
     """H v for the loss at the model's current weights (the gradient graph is kept)."""
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
-                 targets: torch.Tensor) -> None:
+    def __init__(self, model: nn.Module, loss: LossFn, inputs: Batch, targets: Batch,
+                 forward: Forward | None) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not callable(loss):
+            raise TypeError(f"loss must be callable, got {type(loss).__name__}")
+        check_forward(forward)
+        check_batch(inputs, targets)
         named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
         if not named:
             raise ValueError("model has no parameter with requires_grad=True")
         self.names = [k for k, _ in named]
         self.params = [p for _, p in named]
-        with torch.enable_grad():
-            loss = loss_fn(model(inputs), targets)
-            if loss.numel() != 1:
-                raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
-            self.grads = torch.autograd.grad(loss, self.params, create_graph=True)
+        self.device = self.params[0].device
+        with torch.enable_grad(), double_backward_kernels():
+            value = loss(call(model, inputs, forward), targets)
+            if not isinstance(value, torch.Tensor) or value.numel() != 1:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
+                raise ValueError(f"loss must return a scalar (a reduced loss, e.g. a mean), got "
+                                 f"{shape}")
+            self.grads = torch.autograd.grad(value.reshape(()), self.params, create_graph=True)
 
     @property
     def dim(self) -> int:
@@ -86,9 +109,10 @@ class _Hessian:
         return torch.cat([v.reshape(-1) for v in vs])
 
     def unflat(self, x: torch.Tensor) -> Vectors:
+        """One vector per parameter, on its device and in its dtype."""
         out, start = [], 0
         for p in self.params:
-            out.append(x[start:start + p.numel()].view_as(p).to(p.dtype))
+            out.append(x[start:start + p.numel()].view_as(p).to(device=p.device, dtype=p.dtype))
             start += p.numel()
         return out
 
@@ -99,10 +123,10 @@ def _mean_stderr(samples: torch.Tensor) -> tuple[float, float]:
     return float(samples.mean()), stderr
 
 
-def hessian_trace(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
-                  targets: torch.Tensor, *, probes: int,
-                  method: Literal["hutchinson", "hutch++"] = "hutchinson", seed: int = 0,
-                  per_layer: bool = False) -> TraceEstimate:
+def hessian_trace(model: nn.Module, loss: LossFn, inputs: Batch, targets: Batch, *,
+                  probes: int, method: Literal["hutchinson", "hutch++"] = "hutchinson",
+                  seed: int = 0, per_layer: bool = False,
+                  forward: Forward | None = None) -> TraceEstimate:
     """Estimate tr(grad^2 L) with ``probes`` Hessian-vector products.
 
     hutchinson: mean of v^T H v over Rademacher probes, stderr = sample std / sqrt(probes);
@@ -115,7 +139,7 @@ def hessian_trace(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
     check_choice("method", method, ("hutchinson", "hutch++"))
     if per_layer and method != "hutchinson":
         raise ValueError("per_layer traces need method='hutchinson'")
-    hess = _Hessian(model, loss_fn, inputs, targets)
+    hess = _Hessian(model, loss, inputs, targets, forward)
     gen = torch.Generator().manual_seed(check_int("seed", seed, low=0))
     if method == "hutch++":
         return _hutchpp(hess, probes, gen)
@@ -153,16 +177,16 @@ def _hutchpp(hess: _Hessian, probes: int, gen: torch.Generator) -> TraceEstimate
     return TraceEstimate(exact + rest, stderr, probes, "hutch++")
 
 
-def top_eigenvalue(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
-                   targets: torch.Tensor, *, iters: int = 100, tol: float = 1e-4,
-                   seed: int = 0) -> EigenEstimate:
+def top_eigenvalue(model: nn.Module, loss: LossFn, inputs: Batch, targets: Batch, *,
+                   iters: int = 100, tol: float = 1e-4, seed: int = 0,
+                   forward: Forward | None = None) -> EigenEstimate:
     """The Hessian eigenvalue of largest magnitude (the top one near a minimum) by power
     iteration v <- Hv / ||Hv||, value = v^T H v; stops when it changes by < tol * |value|."""
     check_int("iters", iters, low=1)
     check_positive("tol", tol)
-    hess = _Hessian(model, loss_fn, inputs, targets)
+    hess = _Hessian(model, loss, inputs, targets, forward)
     gen = torch.Generator().manual_seed(check_int("seed", seed, low=0))
-    v = torch.randn(hess.dim, generator=gen, dtype=torch.float64)
+    v = torch.randn(hess.dim, generator=gen, dtype=torch.float64).to(hess.device)
     v /= v.norm()
     value = math.nan
     for it in range(1, iters + 1):

@@ -10,10 +10,15 @@ so PEGR is GR plus the variance of the per-example gradients; ``lambda`` (``lam`
 penalty weight of the objective ``L_S + lambda * P``. Both penalties are built with
 ``create_graph=True`` and are meant to be backpropagated (double backprop).
 
-Training in one line::
+Training in one line, with one forward pass for the loss and the penalty (ghost backend)::
 
-    loss = regularized_loss(model, loss_fn, x, y, lam=1e-3)   # or penalty="gr"
+    loss = regularized_loss(model, per_example_loss, x, y, lam=1e-3)   # or penalty="gr"
     loss.backward(); optimizer.step()
+
+``per_example_loss(outputs, targets)`` returns the losses ``[B]``; ``x`` and ``y`` may be
+tensors, tuples or dicts of tensors (see :mod:`noisereg.gradreg.norms`), ``forward(model, x)``
+replaces ``model(x)``. The penalties' forward passes run attention on the math kernel (double
+backward through the fused CPU kernels is not implemented).
 
 Under ``DistributedDataParallel`` pass the wrapped model: the ghost backend runs one forward
 through the wrapper (so DDP prepares its gradient reduction) and takes the layer-output
@@ -32,98 +37,112 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from noisereg._validate import check_choice, check_nonnegative
-from noisereg.gradreg._checks import (
-    LossFn,
-    check_arguments,
-    check_independent_examples,
-    check_model_and_loss,
-    per_example,
-    trainable_parameters,
-    unwrap,
+from noisereg._calls import (
+    Batch,
+    Forward,
+    call,
+    check_batch,
+    check_forward,
+    double_backward_kernels,
 )
-from noisereg.gradreg.ghost import ghost_losses_and_norms
-from noisereg.gradreg.norms import Backend, per_example_sq_grad_norms, resolve_backend
+from noisereg._validate import check_choice, check_nonnegative
+from noisereg.gradreg._checks import LossFn, check_model_and_loss, per_example, unwrap
+from noisereg.gradreg._plan import BackendChoice, backend_choice, plan_for
+from noisereg.gradreg.norms import BACKENDS, Backend, losses_and_norms
 
 Penalty = Literal["pegr", "gr"]
 PENALTIES: tuple[str, ...] = ("pegr", "gr")
 
 
-def _losses(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor) -> Tensor:
-    return per_example(loss_fn(model(inputs), targets), inputs.shape[0])
+def _losses(model: nn.Module, loss_fn: LossFn, inputs: Batch, targets: Batch,
+            forward: Forward | None) -> Tensor:
+    batch = check_batch(inputs, targets)
+    return per_example(loss_fn(call(model, inputs, forward), targets), batch)
 
 
-def _sq_norm_of_mean_grad(model: nn.Module, losses: Tensor) -> Tensor:
-    grads = torch.autograd.grad(losses.mean(), trainable_parameters(model), create_graph=True,
-                                allow_unused=True, materialize_grads=True)
-    return sum(g.square().sum() for g in grads)
-
-
-def pegr_penalty(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor, *,
-                 backend: Backend = "auto") -> Tensor:
+def pegr_penalty(model: nn.Module, per_example_loss: LossFn, inputs: Batch, targets: Batch, *,
+                 forward: Forward | None = None, backend: Backend = "auto") -> Tensor:
     """``P_PEGR = (1/B) sum_i ||grad_theta l_i||^2``, differentiable (Meng, Cao, Zou 2023)."""
-    return per_example_sq_grad_norms(model, loss_fn, inputs, targets, backend=backend,
-                                     create_graph=True).mean()
+    return losses_and_norms(model, per_example_loss, inputs, targets, forward=forward,
+                            backend=backend, create_graph=True)[1].mean()
 
 
-def gr_penalty(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor) -> Tensor:
+def gr_penalty(model: nn.Module, per_example_loss: LossFn, inputs: Batch, targets: Batch, *,
+               forward: Forward | None = None) -> Tensor:
     """``P_GR = ||grad_theta L_S||^2`` of the batch-mean loss, differentiable (Barrett & Dherin
     2021)."""
-    check_arguments(model, loss_fn, inputs, targets)
-    return _sq_norm_of_mean_grad(model, _losses(model, loss_fn, inputs, targets))
+    return loss_and_penalty(model, per_example_loss, inputs, targets, penalty="gr",
+                            forward=forward)[1]
 
 
-def loss_and_penalty(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor, *,
-                     penalty: Penalty = "pegr",
-                     backend: Backend = "auto") -> tuple[Tensor, Tensor]:
+def loss_and_penalty(model: nn.Module, per_example_loss: LossFn, inputs: Batch,
+                     targets: Batch, *, penalty: Penalty = "pegr", backend: Backend = "auto",
+                     forward: Forward | None = None) -> tuple[Tensor, Tensor]:
     """``(L_S, P)`` from one forward pass when possible (PEGR with the ghost backend, GR)."""
-    check_arguments(model, loss_fn, inputs, targets)
     check_choice("penalty", penalty, PENALTIES)
     if penalty == "pegr":
-        check_independent_examples(model)
-    if penalty == "pegr" and resolve_backend(model, backend) == "ghost":
-        losses, norms = ghost_losses_and_norms(model, loss_fn, inputs, targets, create_graph=True)
+        losses, norms = losses_and_norms(model, per_example_loss, inputs, targets,
+                                         forward=forward, backend=backend, create_graph=True)
+        if losses is None:  # vmap / loop: the data loss through the model as given (DDP)
+            losses = _losses(model, per_example_loss, inputs, targets, forward)
         return losses.mean(), norms.mean()
-    losses = _losses(model, loss_fn, inputs, targets)
-    if penalty == "gr":
-        return losses.mean(), _sq_norm_of_mean_grad(model, losses)
-    return losses.mean(), pegr_penalty(unwrap(model), loss_fn, inputs, targets, backend=backend)
+    check_model_and_loss(model, per_example_loss)
+    check_forward(forward)
+    params = list(plan_for(unwrap(model)).parameters.values())
+    if not params:
+        raise ValueError("model has no trainable parameters (requires_grad=True)")
+    with torch.enable_grad(), double_backward_kernels():
+        data = _losses(model, per_example_loss, inputs, targets, forward).mean()
+        grads = torch.autograd.grad(data, params, create_graph=True, allow_unused=True,
+                                    materialize_grads=True)
+    return data, sum(g.square().sum() for g in grads)
 
 
-def regularized_loss(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor, *,
-                     lam: float, penalty: Penalty = "pegr", backend: Backend = "auto") -> Tensor:
+def regularized_loss(model: nn.Module, per_example_loss: LossFn, inputs: Batch, targets: Batch,
+                     *, lam: float, penalty: Penalty = "pegr", backend: Backend = "auto",
+                     forward: Forward | None = None) -> Tensor:
     """``L_S + lam * P`` with ``P`` the PEGR or GR penalty, ready for ``.backward()``.
 
     ``lam = 0`` returns ``L_S`` alone without computing the penalty (plain training).
     """
     lam = check_nonnegative("lam", lam)
     if lam == 0:
-        check_arguments(model, loss_fn, inputs, targets)
         check_choice("penalty", penalty, PENALTIES)
-        return _losses(model, loss_fn, inputs, targets).mean()
-    data, pen = loss_and_penalty(model, loss_fn, inputs, targets, penalty=penalty,
-                                 backend=backend)
+        check_choice("backend", backend, BACKENDS)
+        check_model_and_loss(model, per_example_loss)
+        check_forward(forward)
+        return _losses(model, per_example_loss, inputs, targets, forward).mean()
+    data, pen = loss_and_penalty(model, per_example_loss, inputs, targets, penalty=penalty,
+                                 backend=backend, forward=forward)
     return data + lam * pen
 
 
 class PenalizedLoss:
-    """The objective ``L_S + lam * P`` as a callable: ``PEGR(model, loss_fn, lam)(x, y)`` returns
-    the loss to backpropagate; ``last_loss`` and ``last_penalty`` keep the two terms of the last
-    call (floats, for logging)."""
+    """The objective ``L_S + lam * P`` as a callable: ``PEGR(model, per_example_loss, lam)(x, y)``
+    returns the loss to backpropagate (one forward pass with the ghost backend);
+    ``last_loss`` and ``last_penalty`` keep the two terms of the last call (floats, for
+    logging) and :attr:`choice` the backend ``auto`` uses and why."""
 
     penalty: Penalty
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, lam: float, *,
-                 backend: Backend = "auto") -> None:
-        check_model_and_loss(model, loss_fn)
-        self.model, self.loss_fn = model, loss_fn
+    def __init__(self, model: nn.Module, per_example_loss: LossFn, lam: float, *,
+                 backend: Backend = "auto", forward: Forward | None = None) -> None:
+        check_model_and_loss(model, per_example_loss)
+        check_forward(forward)
+        self.model, self.loss_fn, self.forward = model, per_example_loss, forward
         self.lam = check_nonnegative("lam", lam)
-        self.backend = resolve_backend(unwrap(model), backend)
+        self.backend = check_choice("backend", backend, BACKENDS)
         self.last_loss = self.last_penalty = float("nan")
 
-    def __call__(self, inputs: Tensor, targets: Tensor) -> Tensor:
+    @property
+    def choice(self) -> BackendChoice | None:
+        """The backend ``auto`` used in the last call and why it skipped faster ones (PEGR)."""
+        return backend_choice(unwrap(self.model))
+
+    def __call__(self, inputs: Batch, targets: Batch) -> Tensor:
         data, pen = loss_and_penalty(self.model, self.loss_fn, inputs, targets,
-                                     penalty=self.penalty, backend=self.backend)
+                                     penalty=self.penalty, backend=self.backend,
+                                     forward=self.forward)
         self.last_loss, self.last_penalty = float(data.detach()), float(pen.detach())
         return data + self.lam * pen
 

@@ -11,9 +11,10 @@ from torch import nn
 
 from noisereg._validate import check_int, check_positive
 from noisereg.diagnostics.geometry._activations import (
+    HOW,
     Function,
     PatternRecorder,
-    activation_modules,
+    watched_modules,
 )
 from noisereg.models.init import generator
 
@@ -53,10 +54,7 @@ def local_complexity(f: Function, x: torch.Tensor, *, radius: float,
         raise ValueError("x must be a floating tensor of shape (n, *input_shape)")
     check_positive("radius", radius)
     check_int("chunk", chunk, low=1)
-    watched = activation_modules(f, activations)
-    if not watched:
-        raise ValueError("local_complexity needs activation modules: pass activations= or an "
-                         "nn.Module f with nn.ReLU submodules")
+    watched = watched_modules(activations)
     q = _frame(directions, math.prod(x.shape[1:]), seed, x)
     offsets = radius * torch.cat([q, -q]).reshape(-1, *x.shape[1:])  # (2m, *input_shape)
     vertices = len(offsets)
@@ -65,9 +63,12 @@ def local_complexity(f: Function, x: torch.Tensor, *, radius: float,
     counts = []
     for start in range(0, len(x), per_chunk):
         centres = x[start:start + per_chunk]
-        with recorder:
+        with recorder.recording(len(centres) * vertices):
             f((centres[:, None] + offsets).flatten(0, 1))
-        counts.append(recorder.total().to(x.dtype))
+        total = recorder.total()
+        if total is None:
+            raise ValueError(f"local_complexity needs {HOW}")
+        counts.append(total.to(x.dtype))
     return torch.cat(counts)
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from noisereg.diagnostics.geometry._activations import Function, activation_modules
+from noisereg.diagnostics.geometry._activations import HOW, Function, watched_modules
 from noisereg.diagnostics.geometry.profiles import SegmentProfiles, segment_profiles
 
 Need = Literal["gradients", "activations", "complexity"] | None
@@ -108,15 +108,15 @@ MEASURES: dict[str, Measure] = {
 DEFAULT_MEASURES: tuple[str, ...] = (
     "gradient_gap_deviation", "relative_gradient_gap_deviation", "gradient_deflection",
     "gradient_angle_deflection", "sagitta", "relative_sagitta", "kinks")
-"""The measures of Kubo et al. as reconstructed here (``kinks`` only when activations are
-watched). ``gradient_angle_deflection`` costs one backward pass per output; the others come
-from one forward-mode pass."""
+"""The measures of Kubo et al. as reconstructed here (``kinks`` only when a ReLU ran in ``f`` or
+``activations`` names modules). ``gradient_angle_deflection`` costs one backward pass per output;
+the others come from one forward-mode pass."""
 
 _AVAILABLE = {"gradients": lambda p: p.grad_cosines is not None,
               "activations": lambda p: p.flips is not None,
               "complexity": lambda p: p.complexity is not None}
 _HOW = {"gradients": "segment_profiles(..., gradients=True)",
-        "activations": "activation modules (nn.ReLU inside f, or activations=)",
+        "activations": HOW,
         "complexity": "segment_profiles(..., complexity_radius=r)"}
 
 
@@ -202,15 +202,15 @@ def segment_measures(
     :func:`segment_profiles`; ``output_scale`` replaces the std of the outputs in
     ``relative_sagitta``.
     """
-    watched = activation_modules(f, activations)
-    if measures is None:
-        measures = [m for m in DEFAULT_MEASURES if watched or m != "kinks"]
-    names = _check_names(measures)
+    watched = watched_modules(activations)
+    names = _check_names(DEFAULT_MEASURES if measures is None else measures)
     needs = {MEASURES[name].needs for name in names}
-    if "activations" in needs and not watched:
+    if "activations" in needs and watched == [] and measures is not None:
         raise ValueError(f"kinks and neuron_flips need {_HOW['activations']}")
     profiles = segment_profiles(
         f, xa, xb, points=points, chunk=chunk, gradients="gradients" in needs,
         activations=watched, seed=seed, directions=directions,
         complexity_radius=complexity_radius if "complexity" in needs else None)
+    if measures is None and profiles.flips is None:  # no ReLU ran: no kinks to count
+        names = tuple(n for n in names if n != "kinks")
     return profile_measures(profiles, names, output_scale=output_scale)

@@ -22,7 +22,7 @@ from noisereg._validate import check_int, check_positive
 from noisereg.diagnostics.geometry._activations import (
     Function,
     PatternRecorder,
-    activation_modules,
+    watched_modules,
 )
 from noisereg.diagnostics.geometry.complexity import local_complexity
 
@@ -38,7 +38,7 @@ class SegmentProfiles:
     * ``dg``: ``(P, T, O)`` slopes ``g'(t_k) = J_f(x(t_k)) v`` (per unit of t, so they scale
       with ``L``); ``lengths``: ``(P,)`` ``L = ||v||``;
     * ``flips``: ``(P, T - 1)`` number of watched neurons whose sign differs between
-      ``x(t_k)`` and ``x(t_{k+1})`` (None without activation modules); ``neurons``: how many
+      ``x(t_k)`` and ``x(t_{k+1})`` (None without watched activations); ``neurons``: how many
       neurons were watched;
     * with gradients: ``grad_norms`` ``(P, T, O)`` ``||grad f_o(x(t_k))||``, ``grad_cosines``
       ``(P, T - 1, O)`` cosine between consecutive gradients (1 when both vanish, 0 when one
@@ -153,7 +153,8 @@ def _tangent_pass(f: Function, x: torch.Tensor, per_segment: torch.Tensor, point
                   recorder: PatternRecorder) -> tuple[torch.Tensor, torch.Tensor]:
     """Values and ``J_f(x) v`` in one forward-mode pass (activation patterns recorded)."""
     v = per_segment.repeat_interleave(points, dim=0)
-    with torch.no_grad(), fwAD.dual_level(), _LinearTangents(v, per_segment, points), recorder:
+    with (torch.no_grad(), fwAD.dual_level(), _LinearTangents(v, per_segment, points),
+          recorder.recording(len(x))):
         with warnings.catch_warnings():
             # PyTorch's own first make_dual scripts its JVP decompositions with torch.jit.
             warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated",
@@ -168,7 +169,7 @@ def _gradient_pass(f: Function, x: torch.Tensor, per_segment: torch.Tensor, poin
                    outputs: int, recorder: PatternRecorder) -> tuple[torch.Tensor, ...]:
     """Values, slopes ``grad f . v`` and input gradients ``(n, O, *input_shape)``: one forward,
     one batched backward (a vmap over the ``O`` output basis vectors)."""
-    with torch.enable_grad(), recorder:
+    with torch.enable_grad(), recorder.recording(len(x)):
         x = x.detach().requires_grad_(True)
         out = _as_matrix(f(x), len(x))
     if out.requires_grad:
@@ -222,8 +223,10 @@ def segment_profiles(
     their norms, consecutive cosines and Jacobian steps; ``input_gradients=True`` also keeps
     the gradients themselves (``P * T * O * input_size`` numbers).
 
-    ``activations``: modules whose output signs form the activation pattern (default: every
-    ``nn.ReLU`` of ``f``; ``()`` for none), recorded by forward hooks in the same pass.
+    ``activations``: modules whose output signs form the activation pattern, recorded by forward
+    hooks in the same pass (``()`` for none); by default every ReLU call of ``f``, module or
+    functional (``nn.ReLU``, ``F.relu``, ``torch.relu``, ``Tensor.relu``), recorded through a
+    ``TorchFunctionMode``.
     ``complexity_radius``: if given, the local complexity (:func:`local_complexity` with
     ``directions`` and ``seed``) at every point, which costs ``2 * directions`` forward passes
     per point. ``chunk`` bounds the points per pass (whole segments; divided by ``O`` when
@@ -235,7 +238,7 @@ def segment_profiles(
     check_int("chunk", chunk, low=1)
     if complexity_radius is not None:
         check_positive("complexity_radius", complexity_radius)
-    watched = activation_modules(f, activations)
+    watched = watched_modules(activations)
     recorder = PatternRecorder(watched, lambda signs: _flips(signs, points))
     gradients = gradients or input_gradients
     with torch.no_grad():
