@@ -100,7 +100,8 @@ class Config(SignalNoiseConfig):
         bounds = self.lam_range
         if (len(bounds) != 2 or not all(math.isfinite(b) for b in bounds)
                 or not 0 < bounds[0] < bounds[1] or bounds[1] > 1e3):
-            raise ValueError(f"lam_range must be two finite lambdas 0 < low < high <= 1e3, got {bounds}")
+            raise ValueError(f"lam_range must be two finite lambdas 0 < low < high <= 1e3, "
+                             f"got {bounds}")
         if len(self.grid()) < 2:
             raise ValueError(f"lam_range must hold at least two grid points at {self.per_decade} "
                              f"per decade, got {bounds}")
