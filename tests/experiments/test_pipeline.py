@@ -33,6 +33,8 @@ TINY = {
     "pegr-signal-noise": dict(PEGR_SMALL, records=5),
     "pegr-lambda-sweep": dict(PEGR_SMALL, lam_range=(1e-3, 1e-2), refine=2),
     "pegr-robustness": dict(PEGR_SMALL, noise_scales=(0.0, 1.0)),
+    "pegr-phase-diagram": dict(ns=(3, 6), mu_norms=(1.0, 8.0), d=60, n_test=50, steps=30,
+                               eta=0.5, sigma0=0.05),
     "pegr-real": dict(n_train=40, n_test=40, width=8, steps=6, records=3),
     "geometry-init": dict(dataset="digits", widths=(8, 16), depths=(1, 2), pool=40, pairs=6,
                           points=9),
