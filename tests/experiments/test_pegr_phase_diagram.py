@@ -103,6 +103,8 @@ def test_claims_count_cells() -> None:
     (dict(ns=(4,)), "ns must hold at least two"),
     (dict(mu_norms=(2.0, -1.0)), "mu_norms must be > 0"),
     (dict(lam=0.0), "lam must be > 0"),
+    (dict(ns=(4, 20_000)), "ns must be"),
+    (dict(ns=(4, 8000), n_test=10_000, d=5000), "n_test"),  # memory, at the largest n
     (dict(boundary_c=1e6), "the grid must straddle the boundary"),
     (dict(eta=-1.0), "eta must be > 0"),
 ])

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from noisereg._plotting import plt, save
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_int, check_scale
 from noisereg.experiments._signal_noise_training import (
     SignalNoiseConfig,
     make_problem,
@@ -134,11 +134,12 @@ class Config:
     engine: Literal["closed_form", "autograd"] = "closed_form"
 
     def __post_init__(self) -> None:
-        _increasing("ns", self.ns, lambda name, v: check_int(name, v, low=1))
-        _increasing("mu_norms", self.mu_norms, check_positive)
-        check_positive("lam", self.lam)
-        check_positive("boundary_c", self.boundary_c)
-        self.cell(self.ns[0], self.mu_norms[0])  # validates the shared fields
+        # the bounds of SignalNoiseConfig's n and mu_norm, named after the grid's fields
+        _increasing("ns", self.ns, lambda name, v: check_int(name, v, low=1, high=10_000))
+        _increasing("mu_norms", self.mu_norms, lambda name, v: check_scale(name, v, high=1e3))
+        check_scale("lam", self.lam, high=1e3)
+        check_scale("boundary_c", self.boundary_c, high=1e6)
+        self.cell(self.ns[-1], self.mu_norms[-1])  # the shared fields, at the largest n
         low = snr_ratio(self.ns[0], self.mu_norms[0], self.sigma_p, self.d, self.q)
         high = snr_ratio(self.ns[-1], self.mu_norms[-1], self.sigma_p, self.d, self.q)
         if not low < self.boundary_c < high:
