@@ -5,15 +5,18 @@ Every block of noise comes from a ``torch.Generator`` seeded with a hash of its 
 * every rank of a data-parallel job draws identical noise (the rank enters the key only with
   ``per_rank=True``), which is what keeps DDP replicas in step;
 * resuming needs only (seed, step): the draws of step n depend on nothing drawn before, nor on
-  the number of threads, nor on which layers earlier steps perturbed;
+  which layers earlier steps perturbed;
 * layers never share noise (the parameter index is in the key; re-seeding every layer with the
   same seed would make their noise identical).
 
-torch's CPU generator (mt19937) draws serially at ~3 ns per Gaussian: that is the cost floor of
-noise injection. Tensors are therefore cut into chunks of ``CHUNK`` entries, each its own stream,
-and large draws are shared between threads (torch releases the GIL inside ``normal_``): see
-:func:`run_shared`.
-``CHUNK`` equals ATen's intra-op grain size, so a chunk never spawns nested OpenMP work.
+The keys are the same on every device; the numbers are the device generator's (CPU mt19937,
+CUDA Philox), so a CPU run and a CUDA run draw different noise from the same keys.
+On the CPU a tensor is drawn in chunks of ``CHUNK`` entries, chunk c keyed by c: ``CHUNK`` is
+ATen's intra-op grain size, so every draw runs on the calling thread: one ``normal_`` over a
+whole tensor starts an OpenMP team, which on a busy machine waits for its preempted members
+(bench target ``noise-draw-chunked``). Off the CPU a tensor is one draw keyed as chunk 0 (a
+kernel launch per chunk would cost more than it saves), so a tensor of at most ``CHUNK`` entries
+has one key on every device.
 
 Caveat: mt19937 keeps 32 bits of its seed, so two of the S keys used in a run coincide with
 probability about S^2 / 2^33 (two chunks with identical noise at two steps); immaterial for
@@ -23,18 +26,15 @@ training, but do not use these streams where independence of every block matters
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache, partial
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
 
 CHUNK = 32768
-PARALLEL_MIN = 4 * CHUNK  # below this, handing work to threads costs more than it saves
 _MASK = (1 << 64) - 1
 _CHOICE = 0x5EED  # key part that separates the layer choice from the noise draws
-_local = threading.local()
+_local = threading.local()  # generators per thread: optimizers may step in several threads
 
 
 def _splitmix64(x: int) -> int:
@@ -65,38 +65,9 @@ def _generator(device: torch.device) -> torch.Generator:
     return gens[device]
 
 
-@cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="noisereg-noise")
-
-
-def _chunks(tensor: torch.Tensor) -> list[torch.Tensor]:
-    if not tensor.is_contiguous():
-        raise ValueError("noise is drawn into contiguous tensors only")
-    flat = tensor.detach().view(-1)  # helper threads run with grad mode on
-    return [flat[a:a + CHUNK] for a in range(0, flat.numel(), CHUNK)]
-
-
-def run_shared(tasks: Sequence[Callable[[], object]], size: int) -> None:
-    """Run ``tasks`` (independent, each on at most CHUNK entries, so serial inside ATen) on this
-    thread and, for ``size`` >= PARALLEL_MIN entries in all, on torch.get_num_threads() - 1
-    helper threads. Tasks go to whichever thread is free: a helper that the OS does not schedule
-    is cancelled instead of waited for, so a busy machine costs no more than serial work (an
-    OpenMP team would wait for its preempted member at every barrier)."""
-    todo = iter(tasks)
-
-    def loop() -> None:
-        for task in todo:
-            task()
-
-    helpers = min(torch.get_num_threads(), len(tasks)) - 1 if size >= PARALLEL_MIN else 0
-    futures = [_pool(helpers).submit(loop) for _ in range(helpers)]
-    try:
-        loop()
-    finally:
-        for future in futures:
-            if not future.cancel():
-                future.result()
+def chunk_size(tensor: torch.Tensor) -> int:
+    """Entries per keyed block of ``tensor``: ``CHUNK`` on the CPU, the whole tensor elsewhere."""
+    return CHUNK if tensor.device.type == "cpu" else max(tensor.numel(), 1)
 
 
 class NoiseStream:
@@ -127,14 +98,14 @@ class NoiseStream:
 
     def fill_(self, items: Sequence[tuple[torch.Tensor, int, float]], step: int) -> None:
         """Overwrite each contiguous tensor of ``items`` = (tensor, parameter index, std) with
-        the noise of (step, index): entry k comes from chunk k // CHUNK of that stream."""
+        the noise of (step, index): entry k comes from chunk k // chunk_size(tensor)."""
         rank = self._rank()
-        tasks = [partial(_draw, chunk, self.key(step, index, c, rank), std)
-                 for tensor, index, std in items for c, chunk in enumerate(_chunks(tensor))]
-        run_shared(tasks, sum(tensor.numel() for tensor, _, _ in items))
-
-
-def _draw(chunk: torch.Tensor, key: int, std: float) -> None:
-    gen = _generator(chunk.device)
-    gen.manual_seed(key)
-    chunk.normal_(0.0, std, generator=gen)
+        for tensor, index, std in items:
+            if not tensor.is_contiguous():
+                raise ValueError("noise is drawn into contiguous tensors only")
+            flat = tensor.detach().view(-1)
+            size = chunk_size(flat)
+            gen = _generator(flat.device)
+            for c, start in enumerate(range(0, flat.numel(), size)):
+                gen.manual_seed(self.key(step, index, c, rank))
+                flat[start:start + size].normal_(0.0, std, generator=gen)
