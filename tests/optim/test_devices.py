@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from noisereg.optim import AntiPGD, PerturbedOptimizer
-from noisereg.optim._noise import CHUNK, NoiseStream
+from noisereg.optim._noise import NoiseStream
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 DTYPES = [torch.float32, torch.float64, torch.bfloat16]
-SIZES = (CHUNK + 1000, 3000)  # two chunks on the CPU, one key per tensor elsewhere
+SIZES = (40000, 3000)
 pytestmark = pytest.mark.parametrize("device", DEVICES)
 
 
@@ -35,16 +35,10 @@ def _step(opt: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
 
 def _expected_noise(seed: int, step: int, index: int, like: torch.Tensor,
                     std: float) -> torch.Tensor:
-    """The documented stream: chunk c of ``CHUNK`` entries from a generator of the tensor's
-    device seeded with the key (seed, rank 0, index, c, step); off the CPU the whole tensor
-    from the key of chunk 0."""
-    out = torch.empty_like(like)
-    size = CHUNK if like.device.type == "cpu" else like.numel()
-    gen = torch.Generator(device=like.device)
-    for c, start in enumerate(range(0, like.numel(), size)):
-        gen.manual_seed(NoiseStream(seed).key(step, index, c, 0))
-        out[start:start + size].normal_(0.0, std, generator=gen)
-    return out
+    """The documented stream: the whole tensor from a generator of its device seeded with the
+    key of (seed, rank 0, index, step)."""
+    gen = torch.Generator(device=like.device).manual_seed(NoiseStream(seed).key(step, index))
+    return torch.empty_like(like).normal_(0.0, std, generator=gen)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,6 +1,7 @@
-"""Gaussian noise streams keyed by (seed, step, parameter index, chunk[, rank]).
+"""Gaussian noise streams keyed by (seed, step, parameter index[, rank]).
 
-Every block of noise comes from a ``torch.Generator`` seeded with a hash of its key, so
+Every tensor's noise comes from a ``torch.Generator`` of its device seeded with a hash of its
+key, so
 
 * every rank of a data-parallel job draws identical noise (the rank enters the key only with
   ``per_rank=True``), which is what keeps DDP replicas in step;
@@ -10,16 +11,12 @@ Every block of noise comes from a ``torch.Generator`` seeded with a hash of its 
   same seed would make their noise identical).
 
 The keys are the same on every device; the numbers are the device generator's (CPU mt19937,
-CUDA Philox), so a CPU run and a CUDA run draw different noise from the same keys.
-On the CPU a tensor is drawn in chunks of ``CHUNK`` entries, chunk c keyed by c: ``CHUNK`` is
-ATen's intra-op grain size, so every draw runs on the calling thread: one ``normal_`` over a
-whole tensor starts an OpenMP team, which on a busy machine waits for its preempted members
-(bench target ``noise-draw-chunked``). Off the CPU a tensor is one draw keyed as chunk 0 (a
-kernel launch per chunk would cost more than it saves), so a tensor of at most ``CHUNK`` entries
-has one key on every device.
+CUDA Philox), so a CPU run and a CUDA run draw different noise from the same keys. One
+``normal_`` per tensor is the whole path: a thread pool sharing chunks of large tensors was
+measured slower than this serial draw on 2 cores and removed (issue 12).
 
 Caveat: mt19937 keeps 32 bits of its seed, so two of the S keys used in a run coincide with
-probability about S^2 / 2^33 (two chunks with identical noise at two steps); immaterial for
+probability about S^2 / 2^33 (two tensors with identical noise at two steps); immaterial for
 training, but do not use these streams where independence of every block matters.
 """
 
@@ -31,7 +28,6 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as dist
 
-CHUNK = 32768
 _MASK = (1 << 64) - 1
 _CHOICE = 0x5EED  # key part that separates the layer choice from the noise draws
 _local = threading.local()  # generators per thread: optimizers may step in several threads
@@ -65,28 +61,25 @@ def _generator(device: torch.device) -> torch.Generator:
     return gens[device]
 
 
-def chunk_size(tensor: torch.Tensor) -> int:
-    """Entries per keyed block of ``tensor``: ``CHUNK`` on the CPU, the whole tensor elsewhere."""
-    return CHUNK if tensor.device.type == "cpu" else max(tensor.numel(), 1)
-
-
 class NoiseStream:
     """N(0, std^2) draws for (step, parameter index) pairs; ``per_rank`` adds the rank to the key.
 
-    The key of a chunk is the hash of (seed, rank, parameter index, chunk, step); the hash of
-    everything but the step is cached, so a step costs one mixing round per chunk.
+    The key of a tensor is the hash of (seed, rank, parameter index, 0, step); the hash of
+    everything but the step is cached, so a step costs one mixing round per tensor. The 0 is
+    the chunk slot of the former thread-pooled draws (32768 entries per chunk): keeping it keeps
+    the noise of smaller tensors as it was, and the first 32768 entries of larger ones.
     """
 
     def __init__(self, seed: int, *, per_rank: bool = False) -> None:
         self.seed = seed
         self.per_rank = per_rank
-        self._prefix: dict[tuple[int, int, int], int] = {}
+        self._prefix: dict[tuple[int, int], int] = {}
 
-    def key(self, step: int, index: int, chunk: int, rank: int) -> int:
-        """The seed of chunk ``chunk`` of parameter ``index`` at ``step`` on ``rank``."""
-        prefix = self._prefix.get((rank, index, chunk))
+    def key(self, step: int, index: int, rank: int = 0) -> int:
+        """The seed of parameter ``index``'s noise at ``step`` on ``rank``."""
+        prefix = self._prefix.get((rank, index))
         if prefix is None:
-            prefix = self._prefix[rank, index, chunk] = stream_key(self.seed, rank, index, chunk)
+            prefix = self._prefix[rank, index] = stream_key(self.seed, rank, index, 0)
         return _splitmix64(prefix ^ (step & _MASK)) >> 1
 
     def _rank(self) -> int:
@@ -97,15 +90,12 @@ class NoiseStream:
         return stream_key(self.seed, self._rank(), _CHOICE, step) % m
 
     def fill_(self, items: Sequence[tuple[torch.Tensor, int, float]], step: int) -> None:
-        """Overwrite each contiguous tensor of ``items`` = (tensor, parameter index, std) with
-        the noise of (step, index): entry k comes from chunk k // chunk_size(tensor)."""
+        """Overwrite each tensor of ``items`` = (tensor, parameter index, std) with the noise of
+        (step, index), drawn in its memory order (contiguous tensors only)."""
         rank = self._rank()
         for tensor, index, std in items:
             if not tensor.is_contiguous():
                 raise ValueError("noise is drawn into contiguous tensors only")
-            flat = tensor.detach().view(-1)
-            size = chunk_size(flat)
-            gen = _generator(flat.device)
-            for c, start in enumerate(range(0, flat.numel(), size)):
-                gen.manual_seed(self.key(step, index, c, rank))
-                flat[start:start + size].normal_(0.0, std, generator=gen)
+            gen = _generator(tensor.device)
+            gen.manual_seed(self.key(step, index, rank))
+            tensor.detach().normal_(0.0, std, generator=gen)
