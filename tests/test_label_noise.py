@@ -68,6 +68,23 @@ def test_state_dict_round_trip_resumes_the_noise() -> None:
         resumed.load_state_dict({"seed": 0, "noise_sync": "shared"})
 
 
+@pytest.mark.parametrize("ignore_index", [-100, -1, 7])
+def test_ignored_labels_are_left_untouched_and_the_others_get_the_same_noise(ignore_index):
+    """HF's -100 labels (any ignore_index) are returned as they are; every other label is
+    flipped exactly as when the ignored ones are replaced by valid classes."""
+    C = 4
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randint(0, C, (N,), generator=gen)
+    ignored = torch.rand(N, generator=gen) < 0.3
+    masked = torch.where(ignored, ignore_index, y)
+    noisy = LabelNoise("flip", 0.4, seed=2, num_classes=C, ignore_index=ignore_index)(masked)
+    reference = LabelNoise("flip", 0.4, seed=2, num_classes=C)(y)
+    assert torch.equal(noisy[ignored], masked[ignored])
+    assert torch.equal(noisy[~ignored], reference[~ignored])
+    changed = (noisy != y)[~ignored].double()
+    assert abs(changed.mean().item() - 0.4) < 4 * (0.4 * 0.6 / changed.numel()) ** 0.5
+
+
 @pytest.mark.parametrize(
     ("build", "targets", "error", "message"),
     [
@@ -81,7 +98,13 @@ def test_state_dict_round_trip_resumes_the_noise() -> None:
         (lambda: LabelNoise("flip", 0.1, num_classes=3), torch.zeros(3), ValueError,
          "integer class labels"),
         (lambda: LabelNoise("flip", 0.1, num_classes=3), torch.tensor([0, 3]), ValueError,
+         r"class labels in \[0, 3\) for num_classes=3 \(or ignore_index=-100\)"),
+        (lambda: LabelNoise("flip", 0.1, num_classes=3), torch.tensor([0, -1]), ValueError,
          r"class labels in \[0, 3\)"),
+        (lambda: LabelNoise("flip", 0.1, num_classes=3, ignore_index=None),
+         torch.tensor([0, -100]), ValueError, r"class labels in \[0, 3\) for num_classes=3$"),
+        (lambda: LabelNoise("flip", 0.1, num_classes=3, ignore_index=1.5), None, ValueError,
+         "ignore_index must be an integer"),
         (lambda: LabelNoise("gaussian", 1.0), [1.0, 2.0], TypeError, "torch.Tensor"),
     ],
 )

@@ -32,11 +32,16 @@ class LabelNoise:
     ``shard=(rank, world)`` says that ``targets`` are rows ``rank::world`` of a global batch:
     the noise of the whole global batch is drawn and the shard's rows are kept, so data-parallel
     ranks together apply exactly the noise one process applies to the global batch.
+
+    ``ignore_index`` (``kind="flip"``; default -100, as ``F.cross_entropy`` and HuggingFace
+    labels): class labels equal to it are returned unchanged (their draws are still made, so the
+    noise of the other labels does not depend on which are ignored); ``None`` ignores nothing.
     """
 
     def __init__(self, kind: Literal["rademacher", "gaussian", "flip"], scale: float,
                  seed: int = 0, num_classes: int | None = None,
-                 noise_sync: Literal["shared", "per_rank"] = "shared") -> None:
+                 noise_sync: Literal["shared", "per_rank"] = "shared",
+                 ignore_index: int | None = -100) -> None:
         self.kind = check_choice("kind", kind, ("rademacher", "gaussian", "flip"))
         if kind == "flip":
             self.scale = check_fraction("scale", scale)
@@ -48,6 +53,8 @@ class LabelNoise:
             self.num_classes = None
         self.seed = check_int("seed", seed, low=0)
         self.noise_sync = check_choice("noise_sync", noise_sync, ("shared", "per_rank"))
+        self.ignore_index = None if ignore_index is None else check_int("ignore_index",
+                                                                        ignore_index)
         self.calls = 0
 
     def _generator(self) -> torch.Generator:
@@ -88,12 +95,18 @@ class LabelNoise:
         C = self.num_classes
         if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
             raise ValueError(f"kind='flip' needs integer class labels, got {targets.dtype}")
-        if targets.numel() and (targets.min() < 0 or targets.max() >= C):
-            raise ValueError(f"targets must be class labels in [0, {C}) for num_classes={C}")
+        kept = targets if self.ignore_index is None else targets[targets != self.ignore_index]
+        if kept.numel() and (kept.min() < 0 or kept.max() >= C):
+            ignored = "" if self.ignore_index is None else f" (or ignore_index={self.ignore_index})"
+            raise ValueError(f"targets must be class labels in [0, {C}) for num_classes={C}"
+                             f"{ignored}")
         flip = draw(lambda s: torch.rand(s, generator=gen)) < self.scale
         shift = draw(lambda s: torch.randint(1, C, s, generator=gen))
         shift = torch.where(flip, shift, 0).to(device=targets.device, dtype=targets.dtype)
-        return (targets + shift) % C
+        noisy = (targets + shift) % C
+        if self.ignore_index is None:
+            return noisy
+        return torch.where(targets == self.ignore_index, targets, noisy)
 
     def state_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "noise_sync": self.noise_sync, "calls": self.calls}
@@ -108,5 +121,7 @@ class LabelNoise:
 
     def __repr__(self) -> str:
         extra = f", num_classes={self.num_classes}" if self.num_classes else ""
+        if self.kind == "flip" and self.ignore_index != -100:
+            extra += f", ignore_index={self.ignore_index}"
         return (f"LabelNoise(kind={self.kind!r}, scale={self.scale:g}, seed={self.seed}"
                 f"{extra}, noise_sync={self.noise_sync!r})")

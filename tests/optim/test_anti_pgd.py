@@ -158,3 +158,40 @@ def test_bad_input_is_refused(problem):
         state = opt.state_dict()
         state["noise"]["xi"] = {99: torch.zeros(1)}
         opt.load_state_dict(state)
+
+
+def _snapshot(model: nn.Module, opt: AntiPGD) -> tuple[list[torch.Tensor], bytes]:
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    return [p.detach().clone() for p in model.parameters()], buffer.getvalue()
+
+
+@pytest.mark.parametrize(("dtype", "sigma"), [(torch.float64, 1e308), (torch.float32, 1e300)])
+def test_non_finite_noise_is_refused_before_the_weights_or_the_state_change(problem, dtype,
+                                                                          sigma):
+    """A sigma whose draws overflow the dtype: the step raises and leaves the weights, the base
+    state (momentum), xi and the step counter as they were, at step 0 and later."""
+    model = type(problem)(dtype=dtype).model()
+    opt = AntiPGD(model.parameters(), SGD, sigma=0.1, lr=0.1, momentum=0.9)
+    closure = type(problem)(dtype=dtype).closure(model, opt)
+    for steps in range(2):
+        for group in opt.param_groups:
+            group["sigma"] = sigma
+        before = _snapshot(model, opt)
+        with pytest.raises(FloatingPointError, match=f"non-finite noise at step {steps}"):
+            opt.step(closure)
+        after = _snapshot(model, opt)
+        assert problem.same(after[0], before[0]) and after[1] == before[1]
+        assert opt.num_steps == steps
+        for group in opt.param_groups:
+            group["sigma"] = 0.1
+        opt.step(closure)
+
+
+def test_check_finite_false_lets_the_caller_own_the_check(problem):
+    model = problem.model()
+    opt = AntiPGD(model.parameters(), SGD, sigma=1e308, lr=0.1, check_finite=False)
+    opt.step(lambda: problem.closure(model, opt)() * math.nan)  # neither loss nor noise checked
+    assert not all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    with pytest.raises(ValueError, match="check_finite"):
+        AntiPGD(model.parameters(), SGD, sigma=0.1, lr=0.1, check_finite="yes")

@@ -1,40 +1,36 @@
-"""Gaussian noise streams keyed by (seed, step, parameter index, chunk[, rank]).
+"""Gaussian noise streams keyed by (seed, step, parameter index[, rank]).
 
-Every block of noise comes from a ``torch.Generator`` seeded with a hash of its key, so
+Every tensor's noise comes from a ``torch.Generator`` of its device seeded with a hash of its
+key, so
 
 * every rank of a data-parallel job draws identical noise (the rank enters the key only with
   ``per_rank=True``), which is what keeps DDP replicas in step;
 * resuming needs only (seed, step): the draws of step n depend on nothing drawn before, nor on
-  the number of threads, nor on which layers earlier steps perturbed;
+  which layers earlier steps perturbed;
 * layers never share noise (the parameter index is in the key; re-seeding every layer with the
   same seed would make their noise identical).
 
-torch's CPU generator (mt19937) draws serially at ~3 ns per Gaussian: that is the cost floor of
-noise injection. Tensors are therefore cut into chunks of ``CHUNK`` entries, each its own stream,
-and large draws are shared between threads (torch releases the GIL inside ``normal_``): see
-:func:`run_shared`.
-``CHUNK`` equals ATen's intra-op grain size, so a chunk never spawns nested OpenMP work.
+The keys are the same on every device; the numbers are the device generator's (CPU mt19937,
+CUDA Philox), so a CPU run and a CUDA run draw different noise from the same keys. One
+``normal_`` per tensor is the whole path: a thread pool sharing chunks of large tensors was
+measured slower than this serial draw on 2 cores and removed (issue 12).
 
 Caveat: mt19937 keeps 32 bits of its seed, so two of the S keys used in a run coincide with
-probability about S^2 / 2^33 (two chunks with identical noise at two steps); immaterial for
+probability about S^2 / 2^33 (two tensors with identical noise at two steps); immaterial for
 training, but do not use these streams where independence of every block matters.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache, partial
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
 
-CHUNK = 32768
-PARALLEL_MIN = 4 * CHUNK  # below this, handing work to threads costs more than it saves
 _MASK = (1 << 64) - 1
 _CHOICE = 0x5EED  # key part that separates the layer choice from the noise draws
-_local = threading.local()
+_local = threading.local()  # generators per thread: optimizers may step in several threads
 
 
 def _splitmix64(x: int) -> int:
@@ -65,57 +61,25 @@ def _generator(device: torch.device) -> torch.Generator:
     return gens[device]
 
 
-@cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="noisereg-noise")
-
-
-def _chunks(tensor: torch.Tensor) -> list[torch.Tensor]:
-    if not tensor.is_contiguous():
-        raise ValueError("noise is drawn into contiguous tensors only")
-    flat = tensor.detach().view(-1)  # helper threads run with grad mode on
-    return [flat[a:a + CHUNK] for a in range(0, flat.numel(), CHUNK)]
-
-
-def run_shared(tasks: Sequence[Callable[[], object]], size: int) -> None:
-    """Run ``tasks`` (independent, each on at most CHUNK entries, so serial inside ATen) on this
-    thread and, for ``size`` >= PARALLEL_MIN entries in all, on torch.get_num_threads() - 1
-    helper threads. Tasks go to whichever thread is free: a helper that the OS does not schedule
-    is cancelled instead of waited for, so a busy machine costs no more than serial work (an
-    OpenMP team would wait for its preempted member at every barrier)."""
-    todo = iter(tasks)
-
-    def loop() -> None:
-        for task in todo:
-            task()
-
-    helpers = min(torch.get_num_threads(), len(tasks)) - 1 if size >= PARALLEL_MIN else 0
-    futures = [_pool(helpers).submit(loop) for _ in range(helpers)]
-    try:
-        loop()
-    finally:
-        for future in futures:
-            if not future.cancel():
-                future.result()
-
-
 class NoiseStream:
     """N(0, std^2) draws for (step, parameter index) pairs; ``per_rank`` adds the rank to the key.
 
-    The key of a chunk is the hash of (seed, rank, parameter index, chunk, step); the hash of
-    everything but the step is cached, so a step costs one mixing round per chunk.
+    The key of a tensor is the hash of (seed, rank, parameter index, 0, step); the hash of
+    everything but the step is cached, so a step costs one mixing round per tensor. The 0 is
+    the chunk slot of the former thread-pooled draws (32768 entries per chunk): keeping it keeps
+    the noise of smaller tensors as it was, and the first 32768 entries of larger ones.
     """
 
     def __init__(self, seed: int, *, per_rank: bool = False) -> None:
         self.seed = seed
         self.per_rank = per_rank
-        self._prefix: dict[tuple[int, int, int], int] = {}
+        self._prefix: dict[tuple[int, int], int] = {}
 
-    def key(self, step: int, index: int, chunk: int, rank: int) -> int:
-        """The seed of chunk ``chunk`` of parameter ``index`` at ``step`` on ``rank``."""
-        prefix = self._prefix.get((rank, index, chunk))
+    def key(self, step: int, index: int, rank: int = 0) -> int:
+        """The seed of parameter ``index``'s noise at ``step`` on ``rank``."""
+        prefix = self._prefix.get((rank, index))
         if prefix is None:
-            prefix = self._prefix[rank, index, chunk] = stream_key(self.seed, rank, index, chunk)
+            prefix = self._prefix[rank, index] = stream_key(self.seed, rank, index, 0)
         return _splitmix64(prefix ^ (step & _MASK)) >> 1
 
     def _rank(self) -> int:
@@ -126,15 +90,12 @@ class NoiseStream:
         return stream_key(self.seed, self._rank(), _CHOICE, step) % m
 
     def fill_(self, items: Sequence[tuple[torch.Tensor, int, float]], step: int) -> None:
-        """Overwrite each contiguous tensor of ``items`` = (tensor, parameter index, std) with
-        the noise of (step, index): entry k comes from chunk k // CHUNK of that stream."""
+        """Overwrite each tensor of ``items`` = (tensor, parameter index, std) with the noise of
+        (step, index), drawn in its memory order (contiguous tensors only)."""
         rank = self._rank()
-        tasks = [partial(_draw, chunk, self.key(step, index, c, rank), std)
-                 for tensor, index, std in items for c, chunk in enumerate(_chunks(tensor))]
-        run_shared(tasks, sum(tensor.numel() for tensor, _, _ in items))
-
-
-def _draw(chunk: torch.Tensor, key: int, std: float) -> None:
-    gen = _generator(chunk.device)
-    gen.manual_seed(key)
-    chunk.normal_(0.0, std, generator=gen)
+        for tensor, index, std in items:
+            if not tensor.is_contiguous():
+                raise ValueError("noise is drawn into contiguous tensors only")
+            gen = _generator(tensor.device)
+            gen.manual_seed(self.key(step, index, rank))
+            tensor.detach().normal_(0.0, std, generator=gen)

@@ -3,7 +3,6 @@ per-group noise levels, a step counter that keys the noise, and checkpointing of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
@@ -26,13 +25,15 @@ class NoiseWrapper(Optimizer):
     """
 
     def __init__(self, params: Iterable[Any], base: type[Optimizer], *, sigma: float, seed: int,
-                 noise_sync: NoiseSync, base_kwargs: dict[str, Any]) -> None:
+                 noise_sync: NoiseSync, check_finite: bool | None,
+                 base_kwargs: dict[str, Any]) -> None:
         if not (isinstance(base, type) and issubclass(base, Optimizer)):
             raise TypeError("base must be a torch.optim.Optimizer subclass such as "
                             f"torch.optim.SGD (the class, not an instance); got {base!r}")
         check_nonnegative("sigma", sigma)
         check_int("seed", seed, low=0)
         check_choice("noise_sync", noise_sync, ("shared", "per_rank"))
+        self.check_finite = check_choice("check_finite", check_finite, (None, True, False))
         self._stream = NoiseStream(seed, per_rank=noise_sync == "per_rank")
         self._steps = 0
         super().__init__(params, {"sigma": float(sigma)})
@@ -64,10 +65,9 @@ class NoiseWrapper(Optimizer):
             for p in param_group["params"]:
                 if not p.is_floating_point():
                     raise TypeError(f"parameters must be floating point; got dtype {p.dtype}")
-                if not p.requires_grad:
-                    raise ValueError("every parameter must require grad (noise injection needs "
-                                     f"its gradient); got a tensor of shape {tuple(p.shape)} "
-                                     "with requires_grad=False")
+                if p.layout != torch.strided:
+                    raise TypeError("parameters must be dense (strided) tensors; got layout "
+                                    f"{p.layout} for a parameter of shape {tuple(p.shape)}")
         except (TypeError, ValueError):
             self.param_groups.pop()
             raise
@@ -96,15 +96,17 @@ class NoiseWrapper(Optimizer):
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base.zero_grad(set_to_none=set_to_none)
 
+    def _checks(self, tensor: torch.Tensor) -> bool:
+        """Whether finiteness is checked for ``tensor`` (see ``check_finite``)."""
+        return tensor.device.type == "cpu" if self.check_finite is None else self.check_finite
+
     def _call_closure(self, closure: Closure) -> torch.Tensor:
         with torch.enable_grad():
             loss = closure()
         if loss is None:
             raise TypeError(f"{type(self).__name__}: the closure must return the loss")
         value = loss.detach() if isinstance(loss, torch.Tensor) else torch.as_tensor(loss)
-        finite = math.isfinite(value.item()) if value.numel() == 1 else bool(
-            torch.isfinite(value).all())
-        if not finite:
+        if self._checks(value) and not all_finite([value]):
             raise FloatingPointError(
                 f"{type(self).__name__}: non-finite loss {value.tolist()} at step "
                 f"{self._steps}; the weights are as before the step, which was not taken")
@@ -115,7 +117,15 @@ class NoiseWrapper(Optimizer):
             raise RuntimeError(f"{type(self).__name__}: no parameter has a gradient; the closure "
                                "(or the code before step()) must call loss.backward()")
 
-    # ------------------------------------------------------------------ checkpoints
+    # ------------------------------------------------------------------ copies and checkpoints
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the hooks (as torch.optim does), so that ``copy.deepcopy`` and
+        ``pickle`` give an optimizer with the same future: the base optimizer, noise stream,
+        step counter and noise state come along; deep-copying the model together with the
+        optimizer (``copy.deepcopy((model, opt))``) keeps them attached to the copied model."""
+        return {k: v for k, v in self.__dict__.items() if not k.endswith("_hooks")}
+
 
     def _noise_state(self) -> dict[str, Any]:
         return {}
@@ -147,3 +157,8 @@ class NoiseWrapper(Optimizer):
         self._steps = steps
         self._load_noise_state(noise)
 
+
+
+def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
+    """Whether every entry of every tensor is finite (a host sync per tensor off the CPU)."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors)

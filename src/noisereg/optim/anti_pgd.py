@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-from noisereg.optim._wrapper import Closure, NoiseWrapper
+from noisereg.optim._wrapper import Closure, NoiseWrapper, all_finite
 
 
 class AntiPGD(NoiseWrapper):
@@ -30,14 +30,20 @@ class AntiPGD(NoiseWrapper):
     z); with sigma = 0 everywhere from the start every step is exactly the base step.
 
     ``step`` takes an optional closure (zero_grad, forward, backward, returns the loss) or uses
-    gradients computed before the call.
+    gradients computed before the call, so it works in any training loop (HF ``Trainer``,
+    ``GradScaler``, gradient accumulation). Parameters with ``requires_grad=False`` are skipped
+    (their weights and xi are left as they are). ``check_finite`` (``None``: where no host sync
+    is needed, i.e. on the CPU; ``True``: always; ``False``: never) refuses a non-finite closure
+    loss or noise: every xi_{n+1} is drawn and checked before the base step, so a refused step
+    leaves the weights and the state as they were. ``copy.deepcopy`` and ``pickle`` give an
+    optimizer with the same future.
     """
 
     def __init__(self, params: Iterable[Any], base: type[Optimizer], *, sigma: float,
-                 seed: int = 0, **base_kwargs: Any) -> None:
+                 seed: int = 0, check_finite: bool | None = None, **base_kwargs: Any) -> None:
         self._xi: dict[int, torch.Tensor] = {}
         super().__init__(params, base, sigma=sigma, seed=seed, noise_sync="shared",
-                         base_kwargs=base_kwargs)
+                         check_finite=check_finite, base_kwargs=base_kwargs)
 
     def xi(self, param: torch.Tensor) -> torch.Tensor:
         """The current xi_n of ``param`` (zeros before the first noisy step)."""
@@ -51,24 +57,44 @@ class AntiPGD(NoiseWrapper):
         self._stream.fill_([(out, index, std)], step)
         return out
 
+    def _next_xi(self, n: int) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """(xi_n, xi_{n+1}) of every trainable parameter with noise: xi_0 is drawn at step 0,
+        a parameter whose sigma is 0 gets no xi_{n+1} (its xi returns to 0)."""
+        sigmas = self.sigmas()
+        old: dict[int, torch.Tensor] = {}
+        new: dict[int, torch.Tensor] = {}
+        for i, p, _ in self.flat_params():
+            if not p.requires_grad:
+                continue
+            xi = self._xi.get(i)
+            if xi is None and n == 0 and sigmas[i] > 0:
+                xi = self._draw(p, i, sigmas[i], 0)
+            if xi is not None:
+                old[i] = xi
+            if sigmas[i] > 0:
+                new[i] = self._draw(p, i, sigmas[i], n + 1)
+        return old, new
+
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> torch.Tensor | None:  # type: ignore[override]
         loss = None if closure is None else self._call_closure(closure)
         self._check_grads()
-        sigmas = self.sigmas()
-        self.base.step()
         n = self._steps
-        for i, p, _ in self.flat_params():
-            old = self._xi.get(i)
-            if old is None and n == 0 and sigmas[i] > 0:
-                old = self._draw(p, i, sigmas[i], 0)
-            if sigmas[i] > 0:
-                new = self._draw(p, i, sigmas[i], n + 1)
-                p.add_(new if old is None else new - old)
-                self._xi[i] = new
-            elif old is not None:  # noise switched off: xi_{n+1} = 0
-                p.sub_(old)
-                self._xi.pop(i, None)
+        old, new = self._next_xi(n)
+        drawn = [*new.values(), *(old[i] for i in old if n == 0)]
+        if drawn and self._checks(drawn[0]) and not all_finite(drawn):
+            raise FloatingPointError(
+                f"AntiPGD: non-finite noise at step {n} (sigma too large for "
+                f"{drawn[0].dtype}); the weights are as before the step, which was not taken")
+        self.base.step()
+        flat = self.flat_params()
+        for i, p, _ in flat:
+            if i in new:
+                p.add_(new[i] if i not in old else new[i] - old[i])
+            elif i in old:  # noise switched off: xi_{n+1} = 0
+                p.sub_(old[i])
+        frozen = {i: xi for i, xi in self._xi.items() if not flat[i][1].requires_grad}
+        self._xi = {**frozen, **new}
         self._steps += 1
         return loss
 

@@ -19,6 +19,7 @@ sqrt(M) * sigma, so that the expected sigma^2 term equals the global one (theory
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -27,6 +28,7 @@ import torch
 from torch.optim import Optimizer
 
 from noisereg._validate import check_choice, check_int, check_nonnegative
+from noisereg.optim._perturbation import Perturbation
 from noisereg.optim._wrapper import Closure, NoiseSync, NoiseWrapper
 
 Mode = Literal["global", "layerwise"]
@@ -48,7 +50,9 @@ def sigma_from_official(sigma: float, num_groups: int) -> float:
 
 class PerturbedOptimizer(NoiseWrapper):
     """PGD around any torch optimizer: ``PerturbedOptimizer(params, torch.optim.SGD, sigma=0.05,
-    lr=0.1, momentum=0.9)``; every ``step(closure)`` is one forward/backward.
+    lr=0.1, momentum=0.9)``; every ``step(closure)`` is one forward/backward. Loops that call
+    ``step()`` without a closure (HF ``Trainer``, ``GradScaler``, gradient accumulation) call
+    ``perturb()`` before the forward pass instead (see ``step``).
 
     Args:
         params: parameters or param-group dicts (a group may set its own ``"sigma"``), or
@@ -65,7 +69,10 @@ class PerturbedOptimizer(NoiseWrapper):
             and ``"0.bias"``), which needs named parameters; or an explicit partition of the
             parameters as a list of lists of tensors. M counts every group, including groups
             whose sigma is 0 (they then receive no noise when chosen), so that the expected
-            regularizer equals the global one for any per-group sigma.
+            regularizer equals the global one for any per-group sigma. Parameters with
+            ``requires_grad=False`` are skipped (never perturbed, not counted in M), as torch
+            optimizers skip them; they keep their index, so freezing a layer does not change
+            the noise of the others.
         seed: seeds the noise, drawn from streams keyed by (seed, step, parameter index).
         noise_sync: ``"shared"``: every DDP rank draws the same noise, which reproduces the
             single-process algorithm. ``"per_rank"`` adds the rank to the key: independent noise
@@ -73,19 +80,23 @@ class PerturbedOptimizer(NoiseWrapper):
             way, but DDP averages the gradients of the W ranks, which averages W independent
             perturbations: the sigma^2 regularization is unchanged in expectation while the
             gradient variance due to the perturbation is divided by about W.
+        check_finite: refuse a closure's non-finite loss (FloatingPointError, weights restored,
+            no step). ``None`` (default): checked when the loss is on the CPU, not on an
+            accelerator, where the check is a host sync every step; ``True``: always (opt in to
+            the sync); ``False``: never.
 
+    ``copy.deepcopy`` and ``pickle`` give an optimizer with the same future.
     Use with ``torch.nn.parallel.DistributedDataParallel``: call the DDP model in the closure.
     Base optimizers that need a closure themselves (LBFGS) are not supported.
 
     Cost: one forward/backward per step plus drawing the noise (torch's generator, ~3 ns per
-    entry, shared between ``torch.get_num_threads()`` threads for large draws), one copy of the
-    perturbed tensors into reused buffers and one copy back.
+    entry on the CPU), one copy of the perturbed tensors into reused buffers and one copy back.
     """
 
     def __init__(self, params: Iterable[Any], base: type[Optimizer], *, sigma: float,
                  mode: Mode = "global", layer_choice: LayerChoice = "random",
                  groups: Groups = "tensor", seed: int = 0, noise_sync: NoiseSync = "shared",
-                 **base_kwargs: Any) -> None:
+                 check_finite: bool | None = None, **base_kwargs: Any) -> None:
         self.mode = check_choice("mode", mode, ("global", "layerwise"))
         self.layer_choice = check_choice("layer_choice", layer_choice, ("random", "cyclic"))
         if isinstance(groups, str):
@@ -94,20 +105,25 @@ class PerturbedOptimizer(NoiseWrapper):
             raise TypeError("groups must be 'tensor', 'module' or a list of lists of parameters; "
                             f"got {type(groups).__name__}")
         self._groups_spec = groups
-        self._backups: dict[int, torch.Tensor] = {}
+        self._perturbation = Perturbation()
         super().__init__(params, base, sigma=sigma, seed=seed, noise_sync=noise_sync,
-                         base_kwargs=base_kwargs)
+                         check_finite=check_finite, base_kwargs=base_kwargs)
         self.noise_groups()  # fail early on a bad partition or missing names
 
     def _invalidate(self) -> None:
         super()._invalidate()
-        self._groups: list[list[int]] | None = None
+        self._groups: tuple[tuple[bool, ...], list[list[int]]] | None = None
 
     def noise_groups(self) -> list[list[int]]:
-        """The M noise groups, as lists of parameter indices (see ``groups``)."""
-        if self._groups is None:
-            self._groups = _partition(self._groups_spec, self.param_groups, self.flat_params())
-        return self._groups
+        """The M noise groups, as lists of parameter indices (see ``groups``), without the
+        parameters that do not require grad (frozen now; a group left empty is dropped)."""
+        flat = self.flat_params()
+        trainable = tuple(p.requires_grad for _, p, _ in flat)
+        if self._groups is None or self._groups[0] != trainable:
+            groups = _partition(self._groups_spec, self.param_groups, flat)
+            self._groups = (trainable, [kept for g in groups
+                                        if (kept := [i for i in g if trainable[i]])])
+        return self._groups[1]
 
     @property
     def num_groups(self) -> int:
@@ -119,67 +135,99 @@ class PerturbedOptimizer(NoiseWrapper):
         sigmas = self.sigmas()
         flat = self.flat_params()
         if self.mode == "global":
-            chosen, scale = [i for i, _, _ in flat], 1.0
+            chosen, scale = [i for i, p, _ in flat if p.requires_grad], 1.0
         else:
             groups = self.noise_groups()
             m = len(groups)
+            if m == 0:
+                return []
             j = step % m if self.layer_choice == "cyclic" else self._stream.choice(step, m)
             chosen, scale = groups[j], math.sqrt(m)
         return [(i, flat[i][1], scale * sigmas[i]) for i in chosen if sigmas[i] > 0]
+
+    # ------------------------------------------------------------------ two-phase steps
+
+    def perturb(self) -> None:
+        """Move the weights to those of the next step, w + noise, until ``step()`` (or
+        ``restore()``) puts w back: call it before the forward pass when the training loop
+        calls ``step()`` without a closure (HF ``Trainer``, ``GradScaler``, see the README's
+        recipes). The gradients of every micro-batch run before ``step()`` are then taken at the
+        perturbed point (gradient accumulation). A no-op while already perturbed."""
+        pert = self._perturbation
+        if not pert.active:
+            pert.apply(self.plan(self._steps), self._stream, self._steps)
+        elif pert.step != self._steps:
+            raise RuntimeError(f"the weights hold the perturbation of step {pert.step} "
+                               f"(inside perturbed()), not of the next step {self._steps}")
+        pert.armed = True
+
+    def restore(self) -> None:
+        """Put the unperturbed weights back, bitwise (a no-op when they are not perturbed).
+        ``step()`` still takes the step with the gradients computed at the perturbed point, so
+        this may run between the backward pass and a ``step()`` that a ``GradScaler`` may skip.
+        """
+        self._perturbation.restore()
 
     @contextmanager
     def perturbed(self, step: int | None = None) -> Iterator[list[tuple[int, torch.Tensor, float]]]:
         """Within the block the weights are those of step ``step`` (default: the next step),
         w + noise; on exit they are restored bitwise. Yields the plan (index, parameter, std).
-
-        Only the perturbed tensors are copied (once, into a reused buffer); the noise is drawn
-        in place into contiguous parameters (chunks shared between threads, see
-        :mod:`noisereg.optim._noise`).
-        """
+        Refused while ``perturb()`` holds the weights perturbed."""
         step = self._steps if step is None else check_int("step", step, low=0)
         plan = self.plan(step)
-        saved: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._perturbation.apply(plan, self._stream, step)
         try:
-            with torch.no_grad():
-                for i, p, _ in plan:  # every backup is taken before any weight changes
-                    saved.append((p, self._backup(i, p).copy_(p)))
-                targets = [p if p.is_contiguous() else torch.empty(p.shape, dtype=p.dtype,
-                                                                   device=p.device)
-                           for _, p, _ in plan]
-                self._stream.fill_([(t, i, std) for t, (i, _, std) in zip(targets, plan)], step)
-                for (p, backup), target in zip(saved, targets):
-                    # noise + w when the noise was drawn into p, else w + noise: the same floats
-                    p.add_(backup if target is p else target)
             yield plan
         finally:
-            with torch.no_grad():
-                for p, backup in saved:
-                    p.copy_(backup)
-
-    def _backup(self, index: int, p: torch.Tensor) -> torch.Tensor:
-        """A buffer for the original values of parameter ``index``, reused across steps."""
-        buf = self._backups.get(index)
-        if buf is None or buf.shape != p.shape or buf.dtype != p.dtype or buf.device != p.device:
-            buf = self._backups[index] = torch.empty_like(p)
-        return buf
+            self._perturbation.restore()
 
     @torch.no_grad()
-    def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
-        """Perturb, ``loss = closure()`` (zero_grad, forward, backward at the perturbed point),
-        restore the weights bitwise, then the base step. Returns the loss at the perturbed point.
+    def step(self, closure: Closure | None = None) -> torch.Tensor | None:  # type: ignore[override]
+        """With a closure: perturb, ``loss = closure()`` (zero_grad, forward, backward at the
+        perturbed point), restore the weights bitwise, then the base step; returns the loss.
+        Without a closure, after ``perturb()`` and the backward passes: restore, then the base
+        step; returns None.
 
-        A non-finite loss raises FloatingPointError (weights restored, no step taken)."""
-        if closure is None:
+        A closure that adds to gradients present before ``step()`` (gradient accumulation:
+        earlier micro-batches ran at the unperturbed weights) raises a warning; ``perturb()``
+        before the first micro-batch avoids it. A refused step (a closure that raises, a
+        non-finite loss, no gradient) restores the weights and takes no step."""
+        pert = self._perturbation
+        if closure is None and not pert.armed:
             raise TypeError(
-                "PerturbedOptimizer.step needs a closure: the gradient must be computed at the "
-                "perturbed weights, e.g. def closure(): opt.zero_grad(); "
-                "loss = loss_fn(model(x), y); loss.backward(); return loss")
-        with self.perturbed():
-            loss = self._call_closure(closure)
-        self._check_grads()
+                "PerturbedOptimizer.step needs a closure, or perturb() before the forward pass: "
+                "the gradient must be computed at the perturbed weights, e.g. def closure(): "
+                "opt.zero_grad(); loss = loss_fn(model(x), y); loss.backward(); return loss")
+        loss = None
+        try:
+            if closure is not None:
+                earlier = None if pert.armed else self._grads()
+                self.perturb()
+                loss = self._call_closure(closure)
+                if earlier is not None:
+                    self._warn_if_accumulated(earlier)
+            self._check_grads()
+        except BaseException:
+            pert.armed = False
+            raise
+        finally:
+            pert.restore()
         self.base.step()
+        pert.armed = False
         self._steps += 1
         return loss
+
+    def _grads(self) -> list[torch.Tensor | None]:
+        return [p.grad for _, p, _ in self.flat_params()]
+
+    def _warn_if_accumulated(self, earlier: list[torch.Tensor | None]) -> None:
+        if any(g is not None and g is now for g, now in zip(earlier, self._grads())):
+            warnings.warn(
+                "PerturbedOptimizer.step: the closure added to gradients that existed before "
+                "step() (gradient accumulation, e.g. Lightning's accumulate_grad_batches > 1), "
+                "and those were computed at the unperturbed weights. Call opt.perturb() before "
+                "the first micro-batch (see the README's recipes); a closure that zeroes "
+                "gradients should use zero_grad(set_to_none=True).", stacklevel=3)
 
 
 def _partition(spec: Groups, param_groups: list[dict[str, Any]],
