@@ -20,6 +20,7 @@ from noisereg._plotting import plt, save
 from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_nonnegative, check_product, check_scale
 from noisereg.experiments._noise_injection import (
+    COMPLETE,
     PAPER,
     RunningAverage,
     checkpoints,
@@ -27,13 +28,29 @@ from noisereg.experiments._noise_injection import (
     squared_closure,
     train,
 )
-from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, seed_mean
+from noisereg.experiments.base import Experiment, Metrics, Summary, per_seed
+from noisereg.experiments.claims import Claim, ClaimSpec
 from noisereg.models.init import generator
 from noisereg.optim import PerturbedOptimizer
 from noisereg.theory.noise_injection import nuclear_norm_solution, two_layer_linear_net
 
 FACTORS = (1.0, 0.5, 2.0)  # of tau (sigma^2 scales as tau)
 LABELS = ("SVT(τ)", "SVT(τ/2)", "SVT(2τ)")
+TOLERANCE = 0.02
+
+MATCHES = ClaimSpec(
+    "matches-svt", "paper",
+    "PGD's time average of W2 W1 (second half of the run) is the nuclear-norm regularized "
+    "solution, here singular value thresholding of Y at tau = sigma^2 sqrt(d2 n): relative "
+    "Frobenius distance, worst seed",
+    "<", TOLERANCE, "a 2% tolerance for PGD's discretisation bias (of the order of the step "
+    "size) and the finite averaging window; SVT is exact (an SVD)", rule="worst")
+TAU = ClaimSpec(
+    "tau-is-sigma2-sqrt-d2-n", "paper",
+    "the threshold is sigma^2 sqrt(d2 n), not half or twice it: the distance to SVT(tau) over "
+    "the smaller of the distances to SVT(tau/2) and SVT(2 tau), per seed",
+    "<", 0.5, "the paper's tau must fit at least twice as well as a factor-2 error in tau "
+    "(a ratio near 1 would not tell them apart)")
 
 
 @dataclass(frozen=True)
@@ -45,7 +62,7 @@ class Config:
     target_noise: float = 0.3
     sigma: float = 0.38
     lr: float = 0.02
-    steps: int = 30_000
+    steps: int = 20_000
 
     def __post_init__(self) -> None:
         check_int("n", self.n, low=1, high=2_000)  # X is the n x n identity
@@ -90,22 +107,16 @@ def run(config: Config, seed: int) -> Metrics:
 
 
 def claims(summary: Summary) -> list[Claim]:
-    return [
-        Claim.compare("error-to-svt",
-                      "relative Frobenius error of PGD's averaged W2 W1 (second half) to the "
-                      "nuclear-norm solution SVT(Y, sigma^2 sqrt(d2 n)) (mean over seeds)",
-                      seed_mean(summary, "errors")[0], "<", 0.02),
-        Claim.compare("tau-is-sigma2-sqrt-d2-n",
-                      "the error to SVT(tau) is clearly smaller than to SVT(tau/2) and "
-                      "SVT(2 tau): their ratio (mean over seeds)",
-                      seed_mean(summary, "ratio"), "<", 0.5),
-    ]
+    completed = per_seed(summary, "steps_done") / summary["config"]["steps"]
+    return [MATCHES.decide(per_seed(summary, "errors")[:, 0]),
+            TAU.decide(per_seed(summary, "ratio")),
+            COMPLETE.decide(completed)]
 
 
 def plot(summary: Summary, outdir: Path) -> list[str]:
     run0 = summary["runs"][0]["metrics"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    plot_convergence(ax, run0, LABELS)
+    plot_convergence(ax, run0, LABELS, TOLERANCE)
     ax.set(xlabel="PGD step", ylabel="relative Frobenius distance",
            title=f"PGD on W2·W1 vs nuclear-norm solution (τ = {run0['tau']:.3g})")
     ax.legend(fontsize=8)
@@ -127,20 +138,21 @@ EXPERIMENT = Experiment(
     name="pgd-nuclear",
     paper=PAPER,
     claim="Perturbed GD (global noise) on a two-layer linear network solves the nuclear-norm "
-          "regularized problem; with X = I, singular value thresholding at sigma^2 sqrt(d2 n).",
+          "regularized problem; with X = I, singular value thresholding at sigma^2 sqrt(d2 n) "
+          "(paper, sanity).",
     config=Config,
     quick=Config(),
     full=Config(steps=200_000, lr=0.01),
     run=run,
+    claim_specs=(MATCHES, TAU, COMPLETE),
     claims=claims,
     plot=plot,
-    seeds_quick=2,
-    seeds_full=5,
     description=(
         "PerturbedOptimizer (global noise sigma = 0.38, plain SGD) on a 10 -> 10 -> 5 linear "
         "network with X = I and a rank-2 target plus Gaussian noise (std 0.3); the average of "
         "W2 W1 over the second half is compared with singular value thresholding of Y at "
-        "tau = sigma^2 sqrt(d2 n) = 1.02 (which keeps 2-3 of 5 singular values), tau/2 and "
-        "2 tau. The width is kept small: global noise's gradient variance grows with it "
-        "(variance-explosion)."),
+        "tau = sigma^2 sqrt(d2 n), tau/2 and 2 tau. sigma puts tau near 1: below the "
+        "two singular values of the signal and among those of the noise, so the thresholding "
+        "both shrinks and removes singular values. The width is kept small: global noise's "
+        "gradient variance grows with it (variance-explosion)."),
 )

@@ -21,7 +21,8 @@ from noisereg._progress import bar
 from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_product, check_scale
 from noisereg.experiments._noise_injection import PAPER, squared_closure
-from noisereg.experiments.base import Claim, Experiment, Metrics, Summary, per_seed, seed_mean
+from noisereg.experiments.base import Experiment, Metrics, Summary, per_seed, seed_mean
+from noisereg.experiments.claims import Claim, ClaimSpec
 from noisereg.models.init import generator
 from noisereg.optim import PerturbedOptimizer
 from noisereg.theory.noise_injection import (
@@ -32,6 +33,32 @@ from noisereg.theory.noise_injection import (
 
 MODES = ("global", "layerwise")
 
+EXACT = ClaimSpec(
+    "exact-smoothed-loss", "paper",
+    "the exact R_sigma of both noises (global: R_eff + sigma^4 d1 d2 ||X||_F^2 / (2n); "
+    "layer-wise: R_eff) is the mean loss under PerturbedOptimizer's own noise: the largest "
+    "|Monte Carlo - exact| in standard errors of the Monte Carlo mean, over the widths and both "
+    "noises, worst seed",
+    "<", 4.0, "a correct formula lands beyond 4 standard errors with probability below 1e-4 per "
+    "comparison (normal approximation of a mean of many independent draws)", rule="worst")
+GROWS = ClaimSpec(
+    "global-grows", "paper",
+    "global noise: R_sigma at the widest width over R_sigma at the narrowest, per seed",
+    ">", 10.0, "the paper's Fig. 1 shows global noise's R_sigma growing with the width (linearly, "
+    "through the sigma^4 d1 term) by orders of magnitude; one order of magnitude is the bound")
+FLAT = ClaimSpec(
+    "layerwise-flat", "paper",
+    "layer-wise noise: max / min of R_sigma over the widths, per seed",
+    "<", 1.5, "flat: within a factor 1.5 over a width range where global noise's grows "
+    "linearly; at the paper's width-independent init R_eff is O(1) in the width")
+VARIANCE = ClaimSpec(
+    "gradient-variance-grows-faster", "exploratory",
+    "does the variance of the perturbed gradient (trace of its covariance) grow faster in the "
+    "width under global noise than under layer-wise? Log-log slope in the width, global minus "
+    "layer-wise, per seed",
+    ">", 0.5, "half a power of the width: a clearly different growth rate, not a difference of "
+    "constants")
+
 
 @dataclass(frozen=True)
 class Config:
@@ -39,9 +66,9 @@ class Config:
     d0: int = 5
     d2: int = 2
     sigma: float = 0.3
-    widths: tuple[int, ...] = (10, 100, 1000, 2000)
-    samples: int = 15_000  # Monte Carlo draws of R_sigma
-    grad_samples: int = 2_000  # perturbed gradients for the covariance trace
+    widths: tuple[int, ...] = (10, 100, 1000)
+    samples: int = 8_000  # Monte Carlo draws of R_sigma
+    grad_samples: int = 1_000  # perturbed gradients for the covariance trace
 
     def __post_init__(self) -> None:
         for name in ("n", "d0", "d2"):
@@ -102,6 +129,8 @@ def run(config: Config, seed: int) -> Metrics:
     for mode in MODES:
         mc, closed = np.asarray(metrics[f"mc_{mode}"]), np.asarray(metrics[f"closed_{mode}"])
         metrics[f"max_rel_error_{mode}"] = float(np.max(np.abs(mc - closed) / closed))
+        metrics[f"max_z_{mode}"] = float(np.max(np.abs(mc - closed)
+                                                / np.asarray(metrics[f"stderr_{mode}"])))
         metrics[f"grad_slope_{mode}"] = float(np.polyfit(np.log(config.widths),
                                                          np.log(metrics[f"grad_trace_{mode}"]),
                                                          1)[0])
@@ -109,29 +138,16 @@ def run(config: Config, seed: int) -> Metrics:
     metrics["global_growth"] = mc_global[-1] / mc_global[0]
     metrics["layerwise_spread"] = max(mc_layer) / min(mc_layer)
     metrics["max_rel_error"] = max(metrics[f"max_rel_error_{m}"] for m in MODES)
+    metrics["max_z"] = max(metrics[f"max_z_{m}"] for m in MODES)
     metrics["slope_gap"] = metrics["grad_slope_global"] - metrics["grad_slope_layerwise"]
     return metrics
 
 
 def claims(summary: Summary) -> list[Claim]:
-    widths = summary["config"]["widths"]
-    span = f"widths {widths[0]} to {widths[-1]}"
-    return [
-        Claim.compare("closed-form-vs-monte-carlo",
-                      "largest relative gap between the exact R_sigma and its Monte-Carlo "
-                      "estimate from the optimizer's noise, over widths and both modes "
-                      "(worst seed)", float(per_seed(summary, "max_rel_error").max()), "<", 0.02),
-        Claim.compare("global-grows",
-                      f"global noise: R_sigma(widest) / R_sigma(narrowest), {span} "
-                      "(mean over seeds)", seed_mean(summary, "global_growth"), ">", 10),
-        Claim.compare("layerwise-flat",
-                      f"layer-wise noise: max / min of R_sigma over {span} (mean over seeds)",
-                      seed_mean(summary, "layerwise_spread"), "<", 1.5),
-        Claim.compare("gradient-variance",
-                      "log-log slope in the width of tr Cov(perturbed gradient), global minus "
-                      "layer-wise (measured ~2 vs ~1; mean over seeds)",
-                      seed_mean(summary, "slope_gap"), ">", 0.5),
-    ]
+    return [EXACT.decide(per_seed(summary, "max_z")),
+            GROWS.decide(per_seed(summary, "global_growth")),
+            FLAT.decide(per_seed(summary, "layerwise_spread")),
+            VARIANCE.decide(per_seed(summary, "slope_gap"))]
 
 
 def plot(summary: Summary, outdir: Path) -> list[str]:
@@ -164,20 +180,22 @@ EXPERIMENT = Experiment(
     name="variance-explosion",
     paper=PAPER,
     claim="Global noise injection's smoothed loss grows linearly with the width of a linear "
-          "network; layer-wise noise keeps it flat.",
+          "network; layer-wise noise keeps it flat (paper, exploratory).",
     config=Config,
     quick=Config(),
     full=Config(widths=(10, 30, 100, 300, 1000, 2000), samples=40_000, grad_samples=5_000),
     run=run,
+    claim_specs=(EXACT, GROWS, FLAT, VARIANCE),
     claims=claims,
     plot=plot,
-    seeds_quick=1,
-    seeds_full=3,
     description=(
         "Two-layer linear network (d0=5, d2=2, n=20 Gaussian points and targets, sigma=0.3) at "
-        "the paper's width-independent init; R_sigma is estimated from 15000 perturbations drawn "
-        "by PerturbedOptimizer (global and layer-wise) and compared with the exact closed forms; "
-        "the trace of the covariance of the perturbed gradient uses 2000 steps at lr 0. The "
-        "gradient-variance comparison is not in the paper: layer-wise is not flat there, it "
-        "grows like the number of parameters (~d1), global like d1^2."),
+        "the paper's width-independent init, widths over two decades (three in the full "
+        "preset); R_sigma is estimated from perturbations drawn by PerturbedOptimizer (global "
+        "and layer-wise) and compared with the exact closed forms in units of the Monte Carlo "
+        "standard error; the trace of the covariance of the perturbed gradient comes from "
+        "optimizer steps at lr 0. The "
+        "gradient-variance comparison is a question this library asks, not a claim of the "
+        "paper: the variance is not flat for either noise, since the number of perturbed "
+        "parameters grows with the width."),
 )
