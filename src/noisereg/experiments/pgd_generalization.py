@@ -220,7 +220,7 @@ EXPERIMENT = Experiment(
     paper=PAPER,
     claim="On a small image subset trained full batch, global noise injection lowers the test "
           "accuracy of a wide net below layer-wise noise and sharpens it (larger Hessian trace), "
-          "while layer-wise noise is not worse than GD (paper, exploratory, sanity).",
+          "while layer-wise noise is not worse than GD.",
     config=Config,
     quick=Config(),
     full=Config(dataset="mnist5k", n_test=3976, steps=600, lr=0.05, sigmas=(0.01, 0.05, 0.1),

@@ -192,7 +192,7 @@ EXPERIMENT = Experiment(
     paper=PAPER,
     claim="Perturbed GD (global noise sigma) on a diagonal linear network u*u - v*v, in sparse "
           "regression with d > n, solves the Lasso with lambda = 2 sigma^2 (weighted by "
-          "diag(X^T X / n)) and keeps the sparse support (paper, derived, sanity).",
+          "diag(X^T X / n)) and keeps the sparse support.",
     config=Config,
     quick=Config(),
     full=Config(steps=200_000, lr=0.01, explicit_steps=10_000),

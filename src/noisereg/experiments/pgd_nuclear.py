@@ -138,8 +138,7 @@ EXPERIMENT = Experiment(
     name="pgd-nuclear",
     paper=PAPER,
     claim="Perturbed GD (global noise) on a two-layer linear network solves the nuclear-norm "
-          "regularized problem; with X = I, singular value thresholding at sigma^2 sqrt(d2 n) "
-          "(paper, sanity).",
+          "regularized problem; with X = I, singular value thresholding at sigma^2 sqrt(d2 n).",
     config=Config,
     quick=Config(),
     full=Config(steps=200_000, lr=0.01),

@@ -224,8 +224,7 @@ EXPERIMENT = Experiment(
     name="pgd-width",
     paper=PAPER,
     claim="With a wide one-hidden-layer linear network only layer-wise noise injection reaches "
-          "the regularized minimizer (time-averaged iterate); global noise stalls (paper, "
-          "sanity).",
+          "the regularized minimizer (time-averaged iterate); global noise stalls.",
     config=Config,
     quick=Config(),
     full=Config(steps=100_000, blocks=100),

@@ -180,7 +180,7 @@ EXPERIMENT = Experiment(
     name="variance-explosion",
     paper=PAPER,
     claim="Global noise injection's smoothed loss grows linearly with the width of a linear "
-          "network; layer-wise noise keeps it flat (paper, exploratory).",
+          "network; layer-wise noise keeps it flat.",
     config=Config,
     quick=Config(),
     full=Config(widths=(10, 30, 100, 300, 1000, 2000), samples=40_000, grad_samples=5_000),
