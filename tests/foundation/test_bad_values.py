@@ -14,9 +14,9 @@ from noisereg.experiments.base import ConfigError, apply_overrides
 
 BAD = ("nan", "inf", "-inf", "1e308", "1e-320", "1000000000000", "-1", "", "abc")
 # 1e-320 is a valid value where the field's range starts at 0: it acts as 0 (no label flips,
-# no momentum, a zero-std initialization or noise...), so it is not run.
+# no momentum or weight decay, a zero-std initialization or noise...), so it is not run.
 ZERO_LIKE = {"sigma0", "flip", "flip_prob", "flip_probs", "working_error", "noise_scales",
-             "momentum", "target_noise", "noise"}
+             "momentum", "weight_decay", "target_noise", "noise"}
 NAMES = sorted(registry.experiments())
 
 
