@@ -190,7 +190,7 @@ EXPERIMENT = Experiment(
     plot=plot,
     description=(
         "Two-layer linear network (d0=5, d2=2, n=20 Gaussian points and targets, sigma=0.3) at "
-        "the paper's width-independent init, widths over two decades (three in the full "
+        "the paper's width-independent init, widths from 10 to 1000 (to 2000 in the full "
         "preset); R_sigma is estimated from perturbations drawn by PerturbedOptimizer (global "
         "and layer-wise) and compared with the exact closed forms in units of the Monte Carlo "
         "standard error; the trace of the covariance of the perturbed gradient comes from "
