@@ -18,7 +18,7 @@ from noisereg.experiments import (
     pgd_width,
     variance_explosion,
 )
-from noisereg.experiments._noise_injection import nested
+from noisereg.experiments.base import seed_values
 from noisereg.experiments.claims import void_verdicts
 from noisereg.runner import run_experiment
 from noisereg.theory import lasso
@@ -100,7 +100,7 @@ def test_off_support_share_and_nested_metrics() -> None:
     assert pgd_lasso.off_support_share(beta, np.array([False, False, True, True])) == 0.25
     summary = {"runs": [{"metrics": {"a": {"b": [[1, None], [3, 4]]}}},
                         {"metrics": {"a": {"b": [[5, 6], [7, 8]]}}}]}
-    values = nested(summary, "a", "b")
+    values = seed_values(summary, "a", "b")
     assert values.shape == (2, 2, 2) and math.isnan(values[0, 0, 1]) and values[1, 1, 0] == 7
 
 

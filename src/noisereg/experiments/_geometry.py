@@ -44,6 +44,7 @@ from noisereg._plotting import plt
 from noisereg._validate import check_choice, check_int
 from noisereg.data.images import SIZES, Split
 from noisereg.diagnostics.geometry import segment_measures, segment_profiles
+from noisereg.experiments.base import seed_values as seed_values  # re-exported
 from noisereg.models.init import generator
 
 STRAIGHT_CHORD = 0.4 / math.sqrt(3)
@@ -157,18 +158,6 @@ def straightness(model: nn.Module, xa: torch.Tensor, xb: torch.Tensor, *, points
     for name in PATTERNS if patterns else ():
         found[name] = float(result.per_pair(name).mean())
     return found
-
-
-def seed_values(summary: dict[str, Any], *path: str) -> np.ndarray:
-    """The metric at the nested keys ``path`` of every seed, stacked (seeds first); a stored
-    null (a non-finite value) reads as NaN."""
-    values = []
-    for run in summary["runs"]:
-        value = run["metrics"]
-        for key in path:
-            value = value[key]
-        values.append(value)
-    return np.asarray(values, dtype=float)
 
 
 def log_slope(x: Sequence[float], y: np.ndarray) -> np.ndarray:

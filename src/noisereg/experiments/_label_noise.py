@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from noisereg._validate import check_int, check_product, check_scale
 from noisereg.dln import sparse_regression
-from noisereg.experiments.base import Summary
+from noisereg.experiments.base import seed_values as seed_values  # re-exported
 
 
 @dataclass(frozen=True)
@@ -84,15 +83,3 @@ def tail_slope(times: Sequence[float], values: Sequence[float], decades: float) 
     times, values = np.asarray(times, dtype=float), np.asarray(values, dtype=float)
     tail = times >= times[-1] / 10**decades
     return loglog_slope(times[tail], values[tail])
-
-
-def seed_values(summary: Summary, *path: Any) -> np.ndarray:
-    """The nested metric ``metrics[path[0]][path[1]]...`` of every seed, stacked (seeds first);
-    null (a non-finite value) reads as NaN."""
-    values = []
-    for run in summary["runs"]:
-        value = run["metrics"]
-        for key in path:
-            value = value[key]
-        values.append(value)
-    return np.asarray(values, dtype=float)  # None (stored null) becomes NaN

@@ -1,19 +1,15 @@
 """Shared by the noise-injection experiments (Orvieto et al. 2023): training loops for tiny
-models, running averages, relative distances, nested per-seed metrics and the sanity claim that
-no run diverged."""
+models, running averages, relative distances and the sanity claim that no run diverged."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from noisereg._progress import bar
-from noisereg.experiments.base import Summary
 from noisereg.experiments.claims import ClaimSpec
 
 PAPER = "Orvieto et al. 2023"
@@ -23,24 +19,6 @@ COMPLETE = ClaimSpec(
     "every run took all its steps with a finite loss (none diverged): the smallest share of "
     "completed steps over the runs of a seed",
     ">=", 1.0, "a diverged run has no iterate or average to compare", rule="worst")
-
-
-def nested(summary: Summary, *path: str | int) -> np.ndarray:
-    """The metric at ``path`` (keys into nested dicts and lists) of every seed, stacked (seeds
-    first); null (a non-finite value, see ``to_jsonable``) is NaN."""
-    values = []
-    for run in summary["runs"]:
-        value = run["metrics"]
-        for key in path:
-            value = value[key]
-        values.append(value)
-    return np.asarray(_floats(values), dtype=float)
-
-
-def _floats(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_floats(v) for v in value]
-    return math.nan if value is None else float(value)
 
 
 def squared_closure(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,

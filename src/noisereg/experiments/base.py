@@ -188,6 +188,18 @@ def per_seed(summary: Summary, key: str) -> np.ndarray:
                        for v in values])
 
 
+def seed_values(summary: Summary, *path: Any) -> np.ndarray:
+    """The nested metric ``metrics[path[0]][path[1]]...`` of every seed, stacked (seeds first);
+    null (a non-finite value) reads as NaN."""
+    values = []
+    for run in summary["runs"]:
+        value = run["metrics"]
+        for key in path:
+            value = value[key]
+        values.append(value)
+    return np.asarray(values, dtype=float)  # None (stored null) becomes NaN
+
+
 def _number(value: Any) -> float:
     """A stored metric as a float: null (a non-finite value, see ``to_jsonable``) is NaN."""
     return math.nan if value is None else float(value)

@@ -31,8 +31,8 @@ from noisereg._validate import (
 )
 from noisereg.data.images import check_split, load_split
 from noisereg.diagnostics.hessian import hessian_trace
-from noisereg.experiments._noise_injection import COMPLETE, PAPER, nested, train
-from noisereg.experiments.base import Experiment, Metrics, Summary
+from noisereg.experiments._noise_injection import COMPLETE, PAPER, train
+from noisereg.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.experiments.claims import Claim, ClaimSpec
 from noisereg.models.mlp import MLP
 from noisereg.optim import PerturbedOptimizer, sigma_from_official
@@ -164,15 +164,15 @@ def run(config: Config, seed: int) -> Metrics:
 
 def claims(summary: Summary) -> list[Claim]:
     def acc(net: str, mode: str) -> np.ndarray:  # seeds x sigmas (GD: seeds x 1)
-        values = nested(summary, net, mode, "test_acc")
+        values = seed_values(summary, net, mode, "test_acc")
         return values[:, None] if values.ndim == 1 else values
 
     deficit = {net: (acc(net, "global") - acc(net, "layerwise")).mean(axis=1) for net in NETS}
-    trace_ratio = np.log10(nested(summary, "wide", "global", "trace")
-                           / nested(summary, "wide", "layerwise", "trace"))
-    fits = np.minimum(*(nested(summary, net, "gd", "train_acc") for net in NETS))
-    steps = np.concatenate([nested(summary, net, "gd", "steps_done")[:, None] for net in NETS]
-                           + [nested(summary, net, mode, "steps_done")
+    trace_ratio = np.log10(seed_values(summary, "wide", "global", "trace")
+                           / seed_values(summary, "wide", "layerwise", "trace"))
+    fits = np.minimum(*(seed_values(summary, net, "gd", "train_acc") for net in NETS))
+    steps = np.concatenate([seed_values(summary, net, "gd", "steps_done")[:, None] for net in NETS]
+                           + [seed_values(summary, net, mode, "steps_done")
                               for net in NETS for mode in MODES], axis=1)
     return [GLOBAL_BELOW.decide(deficit["wide"]),
             NOT_WORSE_WIDE.decide((acc("wide", "layerwise") - acc("wide", "gd")).min(axis=1)),
@@ -193,10 +193,10 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
             ("trace", "Hessian trace of the training loss", "hessian_trace.png", True)):
         fig, axes = plt.subplots(1, len(NETS), figsize=(10.0, 4.0))
         for ax, net in zip(axes, NETS):
-            gd = nested(summary, net, "gd", key)
+            gd = seed_values(summary, net, "gd", key)
             ax.axhline(np.nanmean(gd), color="k", lw=1, label=f"GD (mean of {len(gd)} seeds)")
             for j, mode in enumerate(MODES):
-                values = nested(summary, net, mode, key)
+                values = seed_values(summary, net, mode, key)
                 ax.errorbar(sigmas, np.nanmean(values, axis=0),
                             yerr=np.nanstd(values, axis=0) if len(values) > 1 else None,
                             fmt="o-", color=f"C{j}", capsize=3,

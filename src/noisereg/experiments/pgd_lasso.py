@@ -28,13 +28,12 @@ from noisereg.experiments._noise_injection import (
     PAPER,
     RunningAverage,
     checkpoints,
-    nested,
     plot_convergence,
     relative,
     squared_closure,
     train,
 )
-from noisereg.experiments.base import Experiment, Metrics, Summary, per_seed
+from noisereg.experiments.base import Experiment, Metrics, Summary, per_seed, seed_values
 from noisereg.experiments.claims import Claim, ClaimSpec
 from noisereg.models.diagonal import DiagonalLinearNet
 from noisereg.optim import PerturbedOptimizer
@@ -153,7 +152,7 @@ def claims(summary: Summary) -> list[Claim]:
     completed = per_seed(summary, "steps_done") / summary["config"]["steps"]
     return [MATCHES.decide(per_seed(summary, "errors")[:, 0]),
             LAMBDA.decide(per_seed(summary, "ratio")),
-            SELECTS.decide(nested(summary, "off_support", "pgd_average")),
+            SELECTS.decide(seed_values(summary, "off_support", "pgd_average")),
             TWIN.decide(per_seed(summary, "explicit_error")),
             COMPLETE.decide(completed)]
 

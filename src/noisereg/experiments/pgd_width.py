@@ -22,8 +22,8 @@ from torch import nn
 from noisereg._plotting import plt, save
 from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_product, check_scale
-from noisereg.experiments._noise_injection import COMPLETE, PAPER, nested, train
-from noisereg.experiments.base import Experiment, Metrics, Summary
+from noisereg.experiments._noise_injection import COMPLETE, PAPER, train
+from noisereg.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.experiments.claims import Claim, ClaimSpec
 from noisereg.models.init import generator
 from noisereg.optim import PerturbedOptimizer
@@ -175,11 +175,11 @@ def run(config: Config, seed: int) -> Metrics:
 
 
 def claims(summary: Summary) -> list[Claim]:
-    layer = nested(summary, "layerwise", "distance")  # seeds x sigmas x widths
-    glob = nested(summary, "global", "distance")
-    loss_ratio = np.log10(nested(summary, "global", "loss")[:, :, 1]
-                          / nested(summary, "layerwise", "loss")[:, :, 1])
-    steps = np.stack([nested(summary, mode, "steps_done") for mode in MODES], axis=1)
+    layer = seed_values(summary, "layerwise", "distance")  # seeds x sigmas x widths
+    glob = seed_values(summary, "global", "distance")
+    loss_ratio = np.log10(seed_values(summary, "global", "loss")[:, :, 1]
+                          / seed_values(summary, "layerwise", "loss")[:, :, 1])
+    steps = np.stack([seed_values(summary, mode, "steps_done") for mode in MODES], axis=1)
     return [LAYERWISE_REACHES.decide(layer.max(axis=(1, 2))),
             GLOBAL_REACHES_NARROW.decide(glob[:, :, 0].max(axis=1)),
             GLOBAL_MISSES_SMALL.decide(glob[:, 0, 1]),
@@ -196,7 +196,7 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
             ("distance_curve", "‖β_t − β_σ‖ / ‖β* − β_σ‖ (block mean)",
              "distance_to_minimizer.png"),
             ("loss_curve", "original loss L(β_t) (block mean)", "original_loss.png")):
-        curves = {mode: nested(summary, mode, key).mean(axis=0) for mode in MODES}
+        curves = {mode: seed_values(summary, mode, key).mean(axis=0) for mode in MODES}
         fig, axes = plt.subplots(1, len(config["sigmas"]), figsize=(10.0, 4.0), sharey=True)
         for s, (ax, sigma) in enumerate(zip(axes, config["sigmas"])):
             for i, width in enumerate(config["widths"]):
