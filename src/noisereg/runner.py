@@ -20,7 +20,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from noisereg.results.store import (
 )
 
 Record = dict[str, Any]
+_POLL_SECONDS = 1.0  # how often jobs that are not concurrent.futures.Future are asked
 
 
 class RunError(RuntimeError):
@@ -248,11 +249,25 @@ def _submitted(executor: Executor, jobs: list[_Job], units: list[tuple[int, int]
     futures = {executor.submit(run_seed, jobs[i].exp, jobs[i].config, seed, jobs[i].digest):
                (i, seed) for i, seed in units}
     try:
-        for future in as_completed(futures):
+        for future in _completed(list(futures)):
             yield (*futures[future], future.result)
     finally:
         for future in futures:
             future.cancel()
+
+
+def _completed(futures: list[Any]) -> Iterator[Any]:
+    """The futures as they complete. A cluster executor's jobs may only look like futures
+    (``done``, ``result``, ``cancel``; submitit's do): those are polled."""
+    if all(isinstance(f, Future) for f in futures):
+        yield from as_completed(futures)
+        return
+    while futures:
+        done = [f for f in futures if f.done()]
+        futures = [f for f in futures if f not in done]
+        yield from done
+        if not done:
+            time.sleep(_POLL_SECONDS)
 
 
 def run_experiment(exp: Experiment, config: Any, seeds: Sequence[int], out: Path, *,

@@ -138,3 +138,28 @@ def test_a_stopped_or_killed_parallel_run_resumes_to_the_sequential_bytes(whole,
     assert _noisereg(*KILLED, "--resume", "--jobs", "2", "--out", str(part)).wait(
         timeout=300) == 0
     _same_results(whole, part, NAME)
+
+
+class _Job:
+    """A cluster job as submitit returns it: done, result and cancel, not a Future."""
+
+    def __init__(self, future) -> None:
+        self.done, self.result, self.cancel = future.done, future.result, future.cancel
+
+
+class _ClusterLike:
+    def __init__(self, pool) -> None:
+        self.pool = pool
+
+    def submit(self, fn, *args):
+        return _Job(self.pool.submit(fn, *args))
+
+
+def test_an_executor_whose_jobs_only_look_like_futures(toy_registry, tmp_path, tree) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    runs = [(toy_registry, toy_registry.quick, [0, 1, 2], "quick")]
+    sequential = run_many(runs, tmp_path / "one")
+    with ThreadPoolExecutor(2) as pool:
+        assert run_many(runs, tmp_path / "two", executor=_ClusterLike(pool)) == sequential
+    _same_results(tmp_path / "one", tmp_path / "two", "toy")
