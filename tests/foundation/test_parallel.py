@@ -81,7 +81,7 @@ def test_bad_jobs_are_one_line_exit_2(tmp_path, monkeypatch, one_line_error, job
 
 # ----------------------------------------------------------------------------- stopped, killed
 
-KILLED = ["run", "label-noise-lasso", "--set", "steps=100000", "--seeds", "4", "--quiet"]
+KILLED = ["run", "label-noise-lasso", "--set", "steps=100000", "--seeds", "6", "--quiet"]
 NAME = "label-noise-lasso"
 
 
@@ -134,7 +134,7 @@ def test_a_stopped_or_killed_parallel_run_resumes_to_the_sequential_bytes(whole,
         assert time.monotonic() < deadline, "a worker outlived its parent"
         time.sleep(0.05)
     done = runs.read_text().count("\n")
-    assert 1 <= done < 4 and not (part / NAME).exists()
+    assert 1 <= done < 6 and not (part / NAME).exists()
     assert _noisereg(*KILLED, "--resume", "--jobs", "2", "--out", str(part)).wait(
         timeout=300) == 0
     _same_results(whole, part, NAME)
