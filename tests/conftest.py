@@ -67,8 +67,10 @@ TOY = Experiment(name="toy", paper="nobody 2024", claim="means are means", confi
 
 @pytest.fixture
 def toy_registry(monkeypatch: pytest.MonkeyPatch) -> Experiment:
-    """Replace the experiment registry by the toy experiment alone."""
+    """Replace the experiment registry by the toy experiment alone, run in this process: the
+    worker processes of a pool could not import it from a conftest module."""
     monkeypatch.setattr(registry, "experiments", lambda: {"toy": TOY})
+    monkeypatch.setenv("NOISEREG_JOBS", "1")
     return TOY
 
 

@@ -28,3 +28,9 @@ def bar(iterable: Iterable[T], *, desc: str, total: int | None = None, leave: bo
     """A tqdm bar over ``iterable``; disabled when quiet or when stdout is not a terminal."""
     disable = _quiet or not sys.stdout.isatty()
     return tqdm(iterable, desc=desc, total=total, leave=leave, disable=disable, dynamic_ncols=True)
+
+
+def silence() -> None:
+    """Silence every progress bar of this process for good (a worker process: no terminal)."""
+    global _quiet
+    _quiet = True

@@ -14,16 +14,20 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-from noisereg._progress import bar, quiet
+from noisereg._progress import quiet
 from noisereg.experiments.base import ConfigError, apply_overrides
 from noisereg.results.lock import LockedError, UnwritableError, writer_lock
 from noisereg.results.store import ResultsError
 
 MAX_SEEDS = 1000
+MAX_JOBS = 1024
+JOBS_ENV = "NOISEREG_JOBS"
 
 
 class UsageError(Exception):
@@ -58,6 +62,10 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", type=Path, default=Path("results"),
                        help="results folder, one subfolder per experiment")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="worker processes running the seeds, 1 <= N <= "
+                            f"{MAX_JOBS}; 1 runs them in this process; None: ${JOBS_ENV} "
+                            "if set, else the number of cores")
 
     run = command("run", "run one experiment and print its claims")
     run.add_argument("name", help="experiment name (see `noisereg list`)")
@@ -137,6 +145,36 @@ def _cmd_list(as_json: bool) -> int:
     return 0
 
 
+def _jobs(n: int | None) -> int:
+    """``--jobs``, else ``$NOISEREG_JOBS``, else the number of cores."""
+    from noisereg._pool import default_jobs
+
+    where = "--jobs"
+    if n is None and os.environ.get(JOBS_ENV):
+        where, text = JOBS_ENV, os.environ[JOBS_ENV]
+        try:
+            n = int(text)
+        except ValueError:
+            raise UsageError(f"{JOBS_ENV} must be an integer in [1, {MAX_JOBS}], got "
+                             f"{text!r}") from None
+    n = default_jobs() if n is None else n
+    if not 1 <= n <= MAX_JOBS:
+        raise UsageError(f"{where} must be in [1, {MAX_JOBS}], got {n}")
+    return n
+
+
+@contextmanager
+def _executor(jobs: int, units: int) -> Iterator[Executor | None]:
+    """None (this process) for one job or one unit, else a local pool of worker processes."""
+    from noisereg._pool import local_pool
+
+    if min(jobs, units) <= 1:
+        yield None
+        return
+    with local_pool(min(jobs, units)) as pool:
+        yield pool
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from noisereg.runner import run_experiment
 
@@ -144,7 +182,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = apply_overrides(exp.preset(args.preset), args.overrides)
     preset = args.preset if not args.overrides else f"{args.preset}+overrides"
     seeds = _seeds(args.seeds, exp.default_seeds(args.preset))
-    summary = run_experiment(exp, config, seeds, args.out, preset=preset, resume=args.resume)
+    with _executor(_jobs(args.jobs), len(seeds)) as executor:
+        summary = run_experiment(exp, config, seeds, args.out, preset=preset,
+                                 resume=args.resume, executor=executor)
     print(json.dumps(summary, indent=2, sort_keys=True) if args.json else _claims_table(summary))
     return 0
 
@@ -174,24 +214,27 @@ def _write_report(out: Path) -> None:
     print(f"report: {paths[0]} and {paths[1]}")
 
 
-def _cmd_reproduce(args: argparse.Namespace) -> int:
+def _print_verdicts(summary: dict) -> None:
     from collections import Counter
 
     from noisereg.experiments.claims import shown_verdict, void_verdicts
+
+    verdicts = Counter(shown_verdict(c, void_verdicts(summary["claims"]))
+                       for c in summary["claims"])
+    print(f"{summary['experiment']}: " + ", ".join(f"{n} {v}" for v, n in
+                                                   sorted(verdicts.items())), flush=True)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
     from noisereg.experiments.registry import experiments
-    from noisereg.runner import run_experiment
+    from noisereg.runner import reproduce
 
     selected = [_lookup(n) for n in args.only] if args.only else list(experiments().values())
-    with writer_lock(args.out):  # one writer from the first experiment to the report
-        for exp in bar(selected, desc="reproduce", leave=True):
-            seeds = list(range(exp.default_seeds(args.preset)))
-            summary = run_experiment(exp, exp.preset(args.preset), seeds, args.out,
-                                     preset=args.preset, resume=args.resume)
-            verdicts = Counter(shown_verdict(c, void_verdicts(summary["claims"]))
-                               for c in summary["claims"])
-            print(f"{exp.name}: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())),
-                  flush=True)
-        _write_report(args.out)
+    units = sum(exp.default_seeds(args.preset) for exp in selected)
+    with _executor(_jobs(args.jobs), units) as executor:
+        reproduce(args.out, preset=args.preset, only=[exp.name for exp in selected],
+                  resume=args.resume, executor=executor, on_done=_print_verdicts)
+    print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}")
     return 0
 
 

@@ -19,11 +19,14 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from noisereg._progress import bar
+from noisereg._threads import one_thread
 from noisereg.experiments.base import (
     Experiment,
     Summary,
@@ -44,6 +47,7 @@ from noisereg.results.store import (
 )
 
 Record = dict[str, Any]
+_POLL_SECONDS = 1.0  # how often jobs that are not concurrent.futures.Future are asked
 
 
 class RunError(RuntimeError):
@@ -67,7 +71,8 @@ def run_seed(exp: Experiment, config: Any, seed: int, digest: str) -> Record:
     resumed run builds exactly what a fresh one builds; non-finite values are null and their
     paths listed in ``nonfinite``."""
     start = time.perf_counter()
-    raw = exp.run(config, seed)
+    with one_thread():  # the same numbers in this process and in a worker of any pool
+        raw = exp.run(config, seed)
     if not isinstance(raw, dict) or not raw:
         raise TypeError(f"run must return a non-empty dict of metrics, got {type(raw).__name__}")
     metrics = json.loads(json.dumps(to_jsonable(raw), sort_keys=True, allow_nan=False))
@@ -144,31 +149,138 @@ def recover(out: Path) -> None:
             _commit(child, out / child.name[1:-len(".partial")])
 
 
-def run_experiment(exp: Experiment, config: Any, seeds: Sequence[int], out: Path, *,
-                   preset: str, resume: bool = False) -> Summary:
-    """Run ``exp`` for every seed, replace ``out/<name>/`` and return the summary.
+@dataclass
+class _Job:
+    """One experiment's run in progress: the records it has, the seeds it still needs."""
 
-    With ``resume``, seeds already finished for the same config hash are not run again. Raises
-    :class:`RunError` when the experiment raises (the finished results are kept),
-    :class:`~noisereg.results.lock.LockedError` when another process writes ``out``.
+    exp: Experiment
+    config: Any
+    seeds: list[int]
+    preset: str
+    digest: str
+    partial: Path
+    cache: dict[tuple[str, int], Record]  # every record of the partial folder's runs.jsonl
+    records: dict[int, Record] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> list[int]:
+        return [s for s in self.seeds if s not in self.records]
+
+    def add(self, seed: int, record: Record) -> None:
+        """Store a finished seed at once, so an interrupted run keeps it."""
+        self.records[seed] = self.cache[(self.digest, seed)] = record
+        write_runs(self.partial / "runs.jsonl", list(self.cache.values()))
+
+
+def _job(exp: Experiment, config: Any, seeds: Sequence[int], out: Path, preset: str,
+         resume: bool) -> _Job:
+    partial, digest = _partial(out, exp.name), config_hash(config)
+    # Without resume the partial folder's records (an unfinished run) are replaced.
+    cache = {(r["config_hash"], r["seed"]): r for r in read_runs(
+        partial / "runs.jsonl", experiment=exp.name)} if resume else {}
+    done = _reusable(exp, out, digest) if resume else {}
+    seeds = list(seeds)
+    return _Job(exp, config, seeds, preset, digest, partial, cache,
+                {s: done[s] for s in seeds if s in done})
+
+
+Run = tuple[Experiment, Any, Sequence[int], str]  # experiment, config, seeds, preset
+
+
+def run_many(runs: Sequence[Run], out: Path, *, resume: bool = False,
+             executor: Executor | None = None,
+             on_done: Callable[[Summary], None] | None = None) -> list[Summary]:
+    """Run every (experiment, config, seeds, preset) of ``runs`` into ``out``; the summaries.
+
+    Each seed is a unit of work: in this process one after another when ``executor`` is None,
+    else every unit is submitted to ``executor`` (any :class:`concurrent.futures.Executor`: a
+    local process pool, a cluster's) and this process, the folder's one writer, records what
+    the units return. An experiment is finished (claims, plots, commit) as soon as its last
+    seed is in, and ``on_done`` is called with its summary. The summaries are the same bytes
+    whatever the executor. On a failure, Ctrl-C or SIGTERM the pending units are cancelled;
+    the finished seeds are kept for ``resume``.
     """
     out = Path(out)
-    seeds = list(seeds)
     with writer_lock(out):
         recover(out)
-        partial, digest = _partial(out, exp.name), config_hash(config)
-        # Without resume the partial folder's records (an unfinished run) are replaced.
-        cache = {(r["config_hash"], r["seed"]): r for r in read_runs(
-            partial / "runs.jsonl", experiment=exp.name)} if resume else {}
-        done = _reusable(exp, out, digest) if resume else {}
-        records = {s: done[s] for s in seeds if s in done}
-        for seed in bar([s for s in seeds if s not in records], desc=exp.name):
+        jobs = [_job(exp, config, seeds, out, preset, resume)
+                for exp, config, seeds, preset in runs]
+        summaries: dict[int, Summary] = {}
+
+        def finished(i: int) -> None:
+            job = jobs[i]
+            summaries[i] = _finish(job.exp, job.config, job.seeds, job.records, job.partial,
+                                   out / job.exp.name, preset=job.preset)
+            if on_done is not None:
+                on_done(summaries[i])
+
+        units = [(i, seed) for i, job in enumerate(jobs) for seed in job.missing]
+        for i, job in enumerate(jobs):
+            if not job.missing:
+                finished(i)
+        results = _inline(jobs, units) if executor is None else _submitted(executor, jobs, units)
+        for i, seed, result in bar(results, desc="units", total=len(units)):
+            job = jobs[i]
             try:
-                records[seed] = cache[(digest, seed)] = run_seed(exp, config, seed, digest)
+                record = result()
             except Exception as err:
-                raise _failure(exp, f"seed {seed}", err, out, kept=len(records)) from err
-            write_runs(partial / "runs.jsonl", list(cache.values()))
-        return _finish(exp, config, seeds, records, partial, out / exp.name, preset=preset)
+                raise _failure(job.exp, f"seed {seed}", err, out, kept=len(job.records)) \
+                    from err
+            job.add(seed, record)
+            if not job.missing:
+                finished(i)
+        return [summaries[i] for i in range(len(jobs))]
+
+
+Unit = tuple[int, int, Callable[[], Record]]  # job index, seed, the record (or its error)
+
+
+def _inline(jobs: list[_Job], units: list[tuple[int, int]]) -> Iterator[Unit]:
+    """Every unit run in this process when its result is asked for."""
+    for i, seed in units:
+        job = jobs[i]
+        yield i, seed, lambda job=job, seed=seed: run_seed(job.exp, job.config, seed, job.digest)
+
+
+def _submitted(executor: Executor, jobs: list[_Job], units: list[tuple[int, int]]
+               ) -> Iterator[Unit]:
+    """Submit every unit; yield them as they complete. Leaving early (a failure, Ctrl-C)
+    cancels the units not started."""
+    futures = {executor.submit(run_seed, jobs[i].exp, jobs[i].config, seed, jobs[i].digest):
+               (i, seed) for i, seed in units}
+    try:
+        for future in _completed(list(futures)):
+            yield (*futures[future], future.result)
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def _completed(futures: list[Any]) -> Iterator[Any]:
+    """The futures as they complete. A cluster executor's jobs may only look like futures
+    (``done``, ``result``, ``cancel``; submitit's do): those are polled."""
+    if all(isinstance(f, Future) for f in futures):
+        yield from as_completed(futures)
+        return
+    while futures:
+        done = [f for f in futures if f.done()]
+        futures = [f for f in futures if f not in done]
+        yield from done
+        if not done:
+            time.sleep(_POLL_SECONDS)
+
+
+def run_experiment(exp: Experiment, config: Any, seeds: Sequence[int], out: Path, *,
+                   preset: str, resume: bool = False, executor: Executor | None = None
+                   ) -> Summary:
+    """Run ``exp`` for every seed, replace ``out/<name>/`` and return the summary.
+
+    With ``resume``, seeds already finished for the same config hash are not run again. The
+    seeds run on ``executor`` when given (see :func:`run_many`). Raises :class:`RunError` when
+    the experiment raises (the finished results are kept),
+    :class:`~noisereg.results.lock.LockedError` when another process writes ``out``.
+    """
+    return run_many([(exp, config, seeds, preset)], out, resume=resume, executor=executor)[0]
 
 
 def _finish(exp: Experiment, config: Any, seeds: list[int], records: dict[int, Record],
@@ -206,3 +318,25 @@ def _finish(exp: Experiment, config: Any, seeds: list[int], records: dict[int, R
     write_json(partial / "summary.json", summary)  # the run is done: commit
     _commit(partial, folder)
     return summary
+
+
+def reproduce(out: Path, *, preset: str = "quick", only: Sequence[str] | None = None,
+              resume: bool = False, executor: Executor | None = None,
+              on_done: Callable[[Summary], None] | None = None) -> list[Summary]:
+    """Run every experiment (or those named in ``only``) with the preset's config and seeds,
+    then write ``out/report.md`` and ``out/report.html``; the summaries, in registry order.
+
+    ``executor`` runs the seeds (see :func:`run_many`): None runs them in this process, and
+    any :class:`concurrent.futures.Executor` will do, e.g. a local process pool or a cluster's.
+    """
+    from noisereg.experiments.registry import experiments, get
+    from noisereg.results.report import write_report
+
+    registry = experiments()
+    selected = [get(name) for name in only] if only else list(registry.values())
+    runs = [(exp, exp.preset(preset), range(exp.default_seeds(preset)), preset)
+            for exp in selected]
+    with writer_lock(out):  # one writer from the first experiment to the report
+        summaries = run_many(runs, out, resume=resume, executor=executor, on_done=on_done)
+        write_report(Path(out), list(registry), {n: e.description for n, e in registry.items()})
+    return summaries
