@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from noisereg._plotting import plt, save
-from noisereg._validate import check_int, check_positive
+from noisereg._validate import check_int, check_positive, check_product, check_scale
 from noisereg.dln import label_noise_sgd
+from noisereg.dln.stability import check_label_noise_step
 from noisereg.experiments._label_noise import (
     SparseDesign,
     loglog_slope,
@@ -42,11 +43,11 @@ TOLERANCE = 0.02  # the relative distance the time average must reach (and the c
 PREDICTED_RATE = -0.5  # averaging noise of an ergodic average (central limit theorem)
 
 
-def _increasing(name: str, values: tuple[float, ...], at_least: int) -> None:
+def _increasing(name: str, values: tuple[float, ...], at_least: int, high: float) -> None:
     if len(values) < at_least or list(values) != sorted(set(values)):
         raise ValueError(f"{name} must be at least {at_least} increasing values; got {values}")
     for value in values:
-        check_positive(name, value)
+        check_scale(name, value, high=high)
 
 
 @dataclass(frozen=True)
@@ -64,23 +65,38 @@ class Config(SparseDesign):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive("init_scale", self.init_scale)
-        check_positive("step_size", self.step_size)
-        _increasing("lambdas", self.lambdas, 2)  # a slope against lambda needs two
-        check_positive("bias_lambda", self.bias_lambda)
-        _increasing("bias_step_sizes", self.bias_step_sizes, 2)
-        check_int("trace_points", self.trace_points, low=10)
-        check_positive("horizon", self.horizon)
-        check_positive("bias_horizon", self.bias_horizon)
+        check_scale("init_scale", self.init_scale, high=10.0)
+        check_scale("step_size", self.step_size, high=1.0)
+        _increasing("lambdas", self.lambdas, 2, high=1e3)  # a slope against lambda needs two
+        check_scale("bias_lambda", self.bias_lambda, high=1e3)
+        _increasing("bias_step_sizes", self.bias_step_sizes, 2, high=1.0)
+        check_int("trace_points", self.trace_points, low=10, high=100_000)
+        check_scale("horizon", self.horizon, high=1e9)
+        check_scale("bias_horizon", self.bias_horizon, high=1e9)
         if self.steps < 10 or self.bias_horizon / self.bias_step_sizes[-1] < 10:
             raise ValueError("horizon / step_size and bias_horizon / max(bias_step_sizes) must "
                              "give at least 10 steps")
+        check_product("horizon / step_size", self.steps, 1e9, "label-noise SGD steps")
+        check_product("bias_horizon / min(bias_step_sizes)",
+                      self.bias_horizon / self.bias_step_sizes[0], 1e9, "label-noise SGD steps")
+        # delta = sqrt(lambda / gamma) (lambda = gamma delta^2): every run must be stable.
+        shape = dict(n=self.n, d=self.d, k=len(self.magnitudes), beta_max=max(self.magnitudes),
+                     init_scale=self.init_scale)
+        check_label_noise_step(self.step_size, delta=math.sqrt(self.lambdas[-1] / self.step_size),
+                               **shape)
+        for gamma in self.bias_step_sizes:
+            check_label_noise_step(gamma, delta=math.sqrt(self.bias_lambda / gamma),
+                                   name="bias_step_sizes", **shape)
         check_positive("fit_decades", self.fit_decades)
+        if self.fit_decades > math.log10(self.steps):
+            raise ValueError(f"fit_decades must be <= log10(horizon / step_size) = "
+                             f"{math.log10(self.steps):.3g} (the decades the run spans); got "
+                             f"{self.fit_decades}")
         # The trace spans log10(steps) decades with trace_points records: keep >= 3 in the fit.
         if self.fit_decades * self.trace_points < 3 * math.log10(self.steps):
             raise ValueError(f"fit_decades must cover at least 3 trace records: >= "
                              f"{3 * math.log10(self.steps) / self.trace_points:.3g} here")
-        check_positive("support_tol", self.support_tol)
+        check_scale("support_tol", self.support_tol, high=1.0)
         if self.support_tol >= min(self.magnitudes):
             raise ValueError("support_tol must be below the smallest of magnitudes")
 
