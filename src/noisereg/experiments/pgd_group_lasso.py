@@ -173,7 +173,7 @@ EXPERIMENT = Experiment(
     name="pgd-group-lasso",
     paper=PAPER,
     claim="Perturbed GD (global noise sigma) on a group network sum_j v_j X_j w_j solves the "
-          "group Lasso with penalty sum_j (sigma^2/n) ||X_j||_F ||X_j beta_j||, with more "
+          "group Lasso with penalty sum_j (sigma^2/n) ‖X_j‖_F ‖X_j beta_j‖, with more "
           "coefficients than samples. (paper, paper, sanity)",
     config=Config,
     quick=Config(),
