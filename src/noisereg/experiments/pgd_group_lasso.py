@@ -174,7 +174,7 @@ EXPERIMENT = Experiment(
     paper=PAPER,
     claim="Perturbed GD (global noise sigma) on a group network sum_j v_j X_j w_j solves the "
           "group Lasso with penalty sum_j (sigma^2/n) ‖X_j‖_F ‖X_j beta_j‖, with more "
-          "coefficients than samples. (paper, paper, sanity)",
+          "coefficients than samples.",
     config=Config,
     quick=Config(),
     full=Config(lr=0.02, steps=300_000),
