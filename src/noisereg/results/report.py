@@ -123,7 +123,7 @@ def _plot_path(root: Path, experiment: str, plot: str) -> Path:
 
 def _md(text: Any) -> str:
     """Result text for a Markdown table cell or paragraph: HTML escaped, pipes escaped."""
-    return html.escape(str(text)).replace("|", "\\|").replace("\n", " ")
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
