@@ -1,4 +1,6 @@
-"""A real experiment stopped by SIGTERM or SIGINT and resumed ends with the same numbers."""
+"""A real experiment stopped by SIGTERM or SIGINT and resumed ends with the same numbers.
+
+Sequential (``--jobs 1``): the parallel pool's SIGTERM / SIGKILL cases are in test_parallel.py."""
 
 import signal
 import subprocess
@@ -8,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ARGS = ["run", "label-noise-lasso", "--set", "steps=600000", "--seeds", "3", "--quiet"]
+ARGS = ["run", "label-noise-lasso", "--set", "steps=600000", "--seeds", "3", "--quiet",
+        "--jobs", "1"]
 
 
 def _noisereg(*args: str) -> subprocess.Popen:
