@@ -11,6 +11,7 @@ from sklearn.linear_model import Lasso
 from torch import nn
 from torch.func import functional_call, hessian
 
+from noisereg.diagnostics.smoothed_loss import smoothed_loss
 from noisereg.models.diagonal import DiagonalLinearNet
 from noisereg.optim import PerturbedOptimizer
 from noisereg.theory.noise_injection import (
@@ -23,7 +24,6 @@ from noisereg.theory.noise_injection import (
     nuclear_norm_objective,
     nuclear_norm_solution,
     singular_value_threshold,
-    smoothed_loss,
     two_layer_linear_net,
 )
 

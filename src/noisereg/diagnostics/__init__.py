@@ -1,4 +1,5 @@
-"""Diagnostics: Hessian trace and top eigenvalue, signal-noise coefficients, function geometry."""
+"""Diagnostics: Hessian trace and top eigenvalue, Monte-Carlo smoothed loss, signal-noise
+coefficients, function geometry."""
 
 from noisereg._lazy import lazy_exports
 
@@ -8,6 +9,8 @@ _EXPORTS = {
     "top_eigenvalue": "noisereg.diagnostics.hessian",
     "TraceEstimate": "noisereg.diagnostics.hessian",
     "EigenEstimate": "noisereg.diagnostics.hessian",
+    "smoothed_loss": "noisereg.diagnostics.smoothed_loss",
+    "MonteCarloEstimate": "noisereg.diagnostics.smoothed_loss",
     # PEGR (Meng, Cao, Zou): signal learning vs noise memorization
     "signal_noise_coefficients": "noisereg.diagnostics.signal_noise",
     # function geometry (Kubo et al.)

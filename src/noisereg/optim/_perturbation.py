@@ -1,15 +1,49 @@
-"""One perturbation primitive: move planned parameters to w + noise and back, bitwise."""
+"""One perturbation primitive: plan the noise of a step, move the planned parameters to
+w + noise and back, bitwise. Used by :class:`~noisereg.PerturbedOptimizer` and by the
+Monte-Carlo smoothed loss of :mod:`noisereg.diagnostics.smoothed_loss`."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from noisereg.optim._noise import NoiseStream
 
 Plan = Sequence[tuple[int, torch.Tensor, float]]  # (parameter index, parameter, noise std)
+
+
+def plan_noise(params: Sequence[torch.Tensor], sigmas: Sequence[float],
+               groups: Sequence[Sequence[int]] | None, step: int, stream: NoiseStream,
+               layer_choice: Literal["random", "cyclic"] = "random",
+               ) -> list[tuple[int, torch.Tensor, float]]:
+    """(index, parameter, std) of every tensor perturbed at ``step``.
+
+    Global noise (``groups=None``): every parameter that requires grad, std sigma_i. Layer-wise
+    noise: one of the M groups of parameter indices, ``step mod M`` (cyclic) or drawn from
+    ``stream`` (random), with std sqrt(M) sigma_i (Orvieto et al. 2023's convention: the
+    expected sigma^2 term equals the global one). Parameters with sigma 0 are left out.
+    """
+    if groups is None:
+        chosen, scale = [i for i, p in enumerate(params) if p.requires_grad], 1.0
+    else:
+        m = len(groups)
+        if m == 0:
+            return []
+        j = step % m if layer_choice == "cyclic" else stream.choice(step, m)
+        chosen, scale = list(groups[j]), math.sqrt(m)
+    return [(i, params[i], scale * sigmas[i]) for i in chosen if sigmas[i] > 0]
+
+
+def module_groups(names: Sequence[str]) -> list[list[int]]:
+    """Indices of the parameters grouped by module: names that share the prefix before the
+    last dot (``"0.weight"`` and ``"0.bias"``), in order of first appearance."""
+    modules: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        modules.setdefault(name.rpartition(".")[0], []).append(i)
+    return list(modules.values())
 
 
 class Perturbation:

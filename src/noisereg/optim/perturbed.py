@@ -28,7 +28,7 @@ import torch
 from torch.optim import Optimizer
 
 from noisereg._validate import check_choice, check_int, check_nonnegative
-from noisereg.optim._perturbation import Perturbation
+from noisereg.optim._perturbation import Perturbation, module_groups, plan_noise
 from noisereg.optim._wrapper import Closure, NoiseSync, NoiseWrapper
 
 Mode = Literal["global", "layerwise"]
@@ -132,18 +132,9 @@ class PerturbedOptimizer(NoiseWrapper):
 
     def plan(self, step: int) -> list[tuple[int, torch.Tensor, float]]:
         """(index, parameter, noise std) of every tensor perturbed at ``step``."""
-        sigmas = self.sigmas()
-        flat = self.flat_params()
-        if self.mode == "global":
-            chosen, scale = [i for i, p, _ in flat if p.requires_grad], 1.0
-        else:
-            groups = self.noise_groups()
-            m = len(groups)
-            if m == 0:
-                return []
-            j = step % m if self.layer_choice == "cyclic" else self._stream.choice(step, m)
-            chosen, scale = groups[j], math.sqrt(m)
-        return [(i, flat[i][1], scale * sigmas[i]) for i in chosen if sigmas[i] > 0]
+        groups = None if self.mode == "global" else self.noise_groups()
+        return plan_noise([p for _, p, _ in self.flat_params()], self.sigmas(), groups, step,
+                          self._stream, self.layer_choice)
 
     # ------------------------------------------------------------------ two-phase steps
 
@@ -239,11 +230,7 @@ def _partition(spec: Groups, param_groups: list[dict[str, Any]],
             raise ValueError("groups='module' needs parameter names: pass "
                              "model.named_parameters() (or named param groups), or give groups "
                              "as a list of lists of parameters")
-        names = [name for g in param_groups for name in g["param_names"]]
-        modules: dict[str, list[int]] = {}
-        for i, name in enumerate(names):
-            modules.setdefault(name.rpartition(".")[0], []).append(i)
-        return list(modules.values())
+        return module_groups([name for g in param_groups for name in g["param_names"]])
     index = {id(p): i for i, p, _ in flat}
     groups: list[list[int]] = []
     for k, members in enumerate(spec):

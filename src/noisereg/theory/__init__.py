@@ -11,8 +11,6 @@ _EXPORTS = {
     "column_weights": "noisereg.theory.sparse",
     # noise injection (Orvieto et al.)
     "effective_regularizer": "noisereg.theory.noise_injection",
-    "smoothed_loss": "noisereg.theory.noise_injection",
-    "MonteCarloEstimate": "noisereg.theory.noise_injection",
     "lasso_weights": "noisereg.theory.noise_injection",
     "diagonal_net_smoothed_loss": "noisereg.theory.noise_injection",
     "linear_net_smoothed_loss": "noisereg.theory.noise_injection",

@@ -25,8 +25,7 @@ one sample per row.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -207,33 +206,3 @@ def effective_regularizer(model: nn.Module, inputs: torch.Tensor, sigma: float, 
     curvature = (probs * gram.diagonal(dim1=1, dim2=2)).sum() - torch.einsum(
         "ni,nij,nj->", probs, gram, probs)
     return s2 / (2 * n) * curvature
-
-
-@dataclass(frozen=True)
-class MonteCarloEstimate:
-    value: float
-    stderr: float
-    samples: int
-
-
-def smoothed_loss(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                  inputs: torch.Tensor, targets: torch.Tensor, *, sigma: float, samples: int,
-                  mode: Mode = "global", layer_choice: Literal["random", "cyclic"] = "random",
-                  groups: Literal["tensor", "module"] = "tensor",
-                  seed: int = 0) -> MonteCarloEstimate:
-    """Monte-Carlo estimate of R_sigma(w) = E loss_fn(model_{w + noise}(inputs), targets), the
-    noise drawn by :class:`noisereg.PerturbedOptimizer` itself (steps 0 .. samples-1 of its
-    stream), the weights restored bitwise afterwards. Returns the mean and its standard error."""
-    from noisereg.optim import PerturbedOptimizer
-
-    check_int("samples", samples, low=2)
-    named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
-    opt = PerturbedOptimizer(named, torch.optim.SGD, sigma=sigma, mode=mode,
-                             layer_choice=layer_choice, groups=groups, seed=seed, lr=0.0)
-    values = torch.empty(samples, dtype=torch.float64)
-    with torch.no_grad():
-        for s in range(samples):
-            with opt.perturbed(s):
-                values[s] = float(loss_fn(model(inputs), targets))
-    return MonteCarloEstimate(float(values.mean()), float(values.std() / math.sqrt(samples)),
-                              samples)
