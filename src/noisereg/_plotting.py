@@ -12,7 +12,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from noisereg.results.store import atomic_write_bytes
+from noisereg._atomic import atomic_write_bytes
 
 
 def save(fig: plt.Figure, outdir: Path, name: str) -> str:

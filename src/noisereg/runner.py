@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from noisereg._atomic import remove_stale_temps, write_json
 from noisereg._progress import bar
 from noisereg._threads import one_thread
 from noisereg.experiments.base import (
@@ -41,8 +42,6 @@ from noisereg.results.store import (
     read_json,
     read_runs,
     read_summary,
-    remove_stale_temps,
-    write_json,
     write_runs,
 )
 

@@ -9,15 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from noisereg.results import store
-from noisereg.results.store import (
-    ResultsError,
-    atomic_write_text,
-    nonfinite_paths,
-    read_runs,
-    read_summary,
-    remove_stale_temps,
-)
+from noisereg._atomic import atomic_write_text, dump_json, remove_stale_temps
+from noisereg.results.store import ResultsError, nonfinite_paths, read_runs, read_summary
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -127,4 +120,4 @@ def test_unreadable_json_is_refused_naming_the_file(tmp_path: Path) -> None:
 
 def test_dump_json_refuses_nan() -> None:
     with pytest.raises(ValueError):
-        store.dump_json({"x": float("nan")})
+        dump_json({"x": float("nan")})

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from noisereg.results.store import atomic_write_text
+from noisereg._atomic import atomic_write_text
 
 
 @dataclass(frozen=True)

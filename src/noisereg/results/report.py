@@ -15,8 +15,9 @@ import html
 from pathlib import Path
 from typing import Any
 
+from noisereg._atomic import atomic_write_text
 from noisereg.experiments.claims import shown_verdict, void_verdicts
-from noisereg.results.store import ResultsError, atomic_write_text, read_summary
+from noisereg.results.store import ResultsError, read_summary
 
 KINDS = {
     "paper": "what the paper states, in this library's words",
