@@ -46,10 +46,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from noisereg._atomic import atomic_write_bytes, write_json
+from noisereg._seeding import generator
 from noisereg._validate import check_choice, check_finite, check_int
 from noisereg.data.images import load_split
 from noisereg.gradreg import regularized_loss
-from noisereg.models.init import generator
 from noisereg.models.mlp import MLP
 
 Method = Literal["gd", "pgd-global", "pgd-layerwise", "anti-pgd", "label-noise", "pegr", "gr"]

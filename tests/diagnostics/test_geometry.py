@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from noisereg._seeding import generator
 from noisereg.diagnostics import segment_measures, segment_profiles
 from noisereg.diagnostics.geometry import (
     DEFAULT_MEASURES,
@@ -17,7 +18,6 @@ from noisereg.diagnostics.geometry import (
     local_complexity,
     profile_measures,
 )
-from noisereg.models.init import generator
 from noisereg.models.mlp import MLP
 
 f64 = torch.float64

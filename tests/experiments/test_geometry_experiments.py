@@ -12,6 +12,7 @@ import pytest
 import torch
 from sklearn.neighbors import NearestNeighbors
 
+from noisereg._seeding import generator
 from noisereg.data.images import DATASETS, _raw
 from noisereg.experiments import geometry_init, geometry_regularizers, geometry_training
 from noisereg.experiments._geometry import (
@@ -24,7 +25,6 @@ from noisereg.experiments._geometry import (
     seed_values,
     straightness,
 )
-from noisereg.models.init import generator
 
 f64 = torch.float64
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from noisereg._seeding import generator
 from noisereg.bench import Target, side_by_side
 from noisereg.diagnostics.geometry import DEFAULT_MEASURES, MEASURES, segment_measures
 from noisereg.diagnostics.geometry.profiles import segment_points
-from noisereg.models.init import generator
 from noisereg.models.mlp import MLP
 
 PAIRS, POINTS, CHUNK = 64, 129, 4096

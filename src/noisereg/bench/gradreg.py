@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from noisereg._seeding import generator
 from noisereg.bench import Target, side_by_side
 from noisereg.gradreg import regularized_loss
-from noisereg.models.init import generator, he_init_
+from noisereg.models.init import he_init_
 from noisereg.models.mlp import MLP
 
 LAM = 1e-3

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from noisereg._seeding import generator
 from noisereg.bench import Target, side_by_side
 from noisereg.diagnostics.hessian import hessian_trace
-from noisereg.models.init import generator
 from noisereg.models.mlp import MLP
 from noisereg.optim import PerturbedOptimizer
 

@@ -14,10 +14,10 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from noisereg._seeding import generator
 from noisereg.bench import Target, side_by_side
 from noisereg.diagnostics.hessian import hessian_trace
 from noisereg.gradreg import per_example_sq_grad_norms
-from noisereg.models.init import generator
 from noisereg.models.mlp import MLP
 
 PROBES = 8

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from noisereg._seeding import generator
 from noisereg._validate import check_fraction, check_int, check_nonnegative, check_positive
-from noisereg.models.init import generator
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from noisereg._plotting import plt
+from noisereg._seeding import generator
 from noisereg._validate import check_choice, check_int
 from noisereg.data.images import SIZES, Split
 from noisereg.diagnostics.geometry import segment_measures, segment_profiles
 from noisereg.experiments.base import seed_values as seed_values  # re-exported
-from noisereg.models.init import generator
 
 STRAIGHT_CHORD = 0.4 / math.sqrt(3)
 STRAIGHT_SAGITTA = 0.1

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from noisereg._plotting import plt, save
+from noisereg._seeding import generator
 from noisereg._validate import check_nonnegative, check_scale
 from noisereg.experiments._signal_noise_training import (
     F64,
@@ -30,7 +31,6 @@ from noisereg.experiments._signal_noise_training import (
 )
 from noisereg.experiments.base import Experiment, Metrics, Summary
 from noisereg.experiments.claims import Claim, ClaimSpec
-from noisereg.models.init import generator
 
 METHODS = ("gd", "pegr")
 NOISE_STREAM = 1  # the test-input noise draws from a stream of its own (not data, not init)

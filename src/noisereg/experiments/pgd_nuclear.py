@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from noisereg._plotting import plt, save
+from noisereg._seeding import generator
 from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_nonnegative, check_product, check_scale
 from noisereg.experiments._noise_injection import (
@@ -30,7 +31,6 @@ from noisereg.experiments._noise_injection import (
 )
 from noisereg.experiments.base import Experiment, Metrics, Summary, per_seed
 from noisereg.experiments.claims import Claim, ClaimSpec
-from noisereg.models.init import generator
 from noisereg.optim import PerturbedOptimizer
 from noisereg.theory.noise_injection import nuclear_norm_solution, two_layer_linear_net
 

@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from noisereg._plotting import plt, save
+from noisereg._seeding import generator
 from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_product, check_scale
 from noisereg.experiments._noise_injection import COMPLETE, PAPER, train
 from noisereg.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.experiments.claims import Claim, ClaimSpec
-from noisereg.models.init import generator
 from noisereg.optim import PerturbedOptimizer
 from noisereg.theory.noise_injection import nuclear_norm_solution, two_layer_linear_net
 

@@ -18,13 +18,13 @@ import torch
 
 from noisereg._plotting import plt, save
 from noisereg._progress import bar
+from noisereg._seeding import generator
 from noisereg._threads import one_thread
 from noisereg._validate import check_int, check_product, check_scale
 from noisereg.diagnostics.smoothed_loss import smoothed_loss
 from noisereg.experiments._noise_injection import PAPER, squared_closure
 from noisereg.experiments.base import Experiment, Metrics, Summary, per_seed, seed_mean
 from noisereg.experiments.claims import Claim, ClaimSpec
-from noisereg.models.init import generator
 from noisereg.optim import PerturbedOptimizer
 from noisereg.theory.noise_injection import linear_net_smoothed_loss, two_layer_linear_net
 

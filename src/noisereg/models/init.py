@@ -9,11 +9,6 @@ import torch
 from torch import nn
 
 
-def generator(seed: int) -> torch.Generator:
-    """A CPU generator seeded with ``seed``."""
-    return torch.Generator().manual_seed(int(seed))
-
-
 @torch.no_grad()
 def he_init_(module: nn.Module, gen: torch.Generator) -> nn.Module:
     """Materialise ``module`` on the CPU and draw every Linear / Conv weight from He's normal

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from noisereg._seeding import generator
 from noisereg._validate import check_int
-from noisereg.models.init import generator, he_init_
+from noisereg.models.init import he_init_
 
 
 class MLP(nn.Sequential):

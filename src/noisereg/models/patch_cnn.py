@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from noisereg._seeding import generator
 from noisereg._validate import check_choice, check_finite, check_int, check_nonnegative
-from noisereg.models.init import generator
 
 
 class PatchCNN(nn.Module):

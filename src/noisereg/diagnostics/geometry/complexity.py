@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from noisereg._seeding import generator
 from noisereg._validate import check_int, check_positive
 from noisereg.diagnostics.geometry._activations import (
     HOW,
@@ -16,7 +17,6 @@ from noisereg.diagnostics.geometry._activations import (
     PatternRecorder,
     watched_modules,
 )
-from noisereg.models.init import generator
 
 
 def _frame(directions: int | torch.Tensor, size: int, seed: int,
