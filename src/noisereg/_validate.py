@@ -7,6 +7,7 @@ import numbers
 from collections.abc import Collection
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -85,3 +86,20 @@ def check_product(names: str, value: float, high: float, why: str) -> float:
     if value > high:
         raise ValueError(f"{names} must be <= {high:.3g} ({why}), got {value:.3g}")
     return value
+
+
+def as_design(X: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``X`` as a finite float (n, d) array and ``y`` as a finite (n,) array (ValueError if not)."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must be a non-empty 2-d array (n, d), got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X must contain only finite values")
+    if y is None:
+        return X, None
+    y = np.asarray(y, dtype=float)
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y must contain only finite values")
+    return X, y

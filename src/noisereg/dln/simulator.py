@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from noisereg._validate import (
+    as_design,
     check_choice,
     check_fraction,
     check_int,
@@ -31,7 +32,6 @@ from noisereg._validate import (
     check_positive,
 )
 from noisereg.dln._kernel import run_block
-from noisereg.theory.sparse import as_design
 
 Parametrization = Literal["u2-v2", "u2"]
 Noise = Literal["rademacher", "gaussian"]

@@ -19,8 +19,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from noisereg._validate import check_int, check_nonnegative, check_positive
-from noisereg.theory.sparse import as_design
+from noisereg._validate import as_design, check_int, check_nonnegative, check_positive
 
 
 def _check_groups(groups: Sequence[Sequence[int]], d: int) -> list[np.ndarray]:

@@ -19,8 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from noisereg._validate import check_choice, check_int, check_positive
-from noisereg.theory.sparse import as_design
+from noisereg._validate import as_design, check_choice, check_int, check_positive
 
 Parametrization = Literal["u2-v2", "u2"]
 _FAILED = ("hypentropy_interpolator did not converge: X must have full row rank and (for 'u2') "

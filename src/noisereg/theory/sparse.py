@@ -15,24 +15,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import Lasso
 
-from noisereg._validate import check_int, check_nonnegative, check_positive
-
-
-def as_design(X: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``X`` as a finite float (n, d) array and ``y`` as a finite (n,) array (ValueError if not)."""
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"X must be a non-empty 2-d array (n, d), got shape {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X must contain only finite values")
-    if y is None:
-        return X, None
-    y = np.asarray(y, dtype=float)
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError("y must contain only finite values")
-    return X, y
+from noisereg._validate import as_design, check_int, check_nonnegative, check_positive
 
 
 def column_weights(X: np.ndarray) -> np.ndarray:
