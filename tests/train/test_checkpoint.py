@@ -95,6 +95,7 @@ def test_a_flipped_byte_or_an_edited_steps_done_fails_the_checksum(tmp_path: Pat
     (["--lr", "0.2"], "lr is 0.1 in the checkpoint, 0.2 in this run"),
     (["--seed", "3"], "seed is 0 in the checkpoint, 3 in this run"),
     (["--widths", "8,8"], "widths is [8] in the checkpoint, [8, 8] in this run"),
+    (["--amp", "bf16"], "amp is 'none' in the checkpoint, 'bf16' in this run"),
 ])
 def test_a_checkpoint_of_another_config_is_refused_naming_the_field(tmp_path: Path, capsys,
                                                                     extra, field) -> None:

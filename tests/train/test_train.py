@@ -14,21 +14,28 @@ import torch
 from noisereg.train import METHODS, TrainConfig, Trainer, load_checkpoint, main, save_checkpoint
 
 
-def _config(method: str) -> TrainConfig:
+def _config(method: str, amp: str = "none") -> TrainConfig:
+    # On the CPU, where every kernel is deterministic: a resume must then be bitwise.
     return TrainConfig(method=method, steps=6, batch_size=32, widths=(16,), n_train=128,
-                       n_test=32, momentum=0.9, lam=0.01)
+                       n_test=32, momentum=0.9, lam=0.01, device="cpu", amp=amp)
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_resume_from_checkpoint_is_bitwise_the_uninterrupted_run(tmp_path: Path, method) -> None:
-    straight = Trainer(_config(method))
+# Every method in float32; under autocast the noisy methods, and fp16's GradScaler state.
+RESUMED = [(m, "none") for m in METHODS] + [("anti-pgd", "bf16"), ("pegr", "bf16"), ("gr", "bf16"),
+                                             ("pgd-layerwise", "fp16"), ("label-noise", "fp16")]
+
+
+@pytest.mark.parametrize(("method", "amp"), RESUMED)
+def test_resume_from_checkpoint_is_bitwise_the_uninterrupted_run(tmp_path: Path, method,
+                                                                 amp) -> None:
+    straight = Trainer(_config(method, amp))
     for _ in range(6):
         straight.step()
-    first = Trainer(_config(method))
+    first = Trainer(_config(method, amp))
     for _ in range(3):
         first.step()
     save_checkpoint(first, tmp_path / "ckpt.pt")
-    resumed = Trainer(_config(method))  # a fresh process would start exactly like this
+    resumed = Trainer(_config(method, amp))  # a fresh process would start exactly like this
     load_checkpoint(resumed, tmp_path / "ckpt.pt")
     for _ in range(3):
         resumed.step()
@@ -40,7 +47,7 @@ def test_torchrun_two_ranks_writes_the_global_batch_loss(tmp_path: Path) -> None
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "noisereg.train",
            "--method", "pgd-layerwise", "--steps", "4", "--batch-size", "32", "--widths", "16",
-           "--n-train", "128", "--n-test", "32", "--out", str(tmp_path)]
+           "--n-train", "128", "--n-test", "32", "--device", "cpu", "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env={"OMP_NUM_THREADS": "1", "PATH": str(torchrun.parent)})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -50,7 +57,7 @@ def test_torchrun_two_ranks_writes_the_global_batch_loss(tmp_path: Path) -> None
     # One process on the same global batch (shared noise: the same algorithm) gives the loss
     # of the whole batch; rank 0 alone sees only half of it.
     single = Trainer(TrainConfig(method="pgd-layerwise", steps=4, batch_size=32, widths=(16,),
-                                 n_train=128, n_test=32))
+                                 n_train=128, n_test=32, device="cpu"))
     losses = [single.step() for _ in range(4)]
     assert metrics["final_loss"] == pytest.approx(losses[-1], rel=1e-5)
 
