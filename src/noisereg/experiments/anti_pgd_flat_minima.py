@@ -42,7 +42,7 @@ from noisereg.data.images import DATASETS, check_split, load_split
 from noisereg.diagnostics.hessian import hessian_trace
 from noisereg.dln import sparse_regression
 from noisereg.dln.stability import check_gd_step
-from noisereg.experiments.base import Experiment, Metrics, Summary
+from noisereg.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.experiments.claims import Claim, ClaimSpec
 from noisereg.models.diagonal import DiagonalLinearNet
 from noisereg.models.mlp import MLP
@@ -330,19 +330,12 @@ SPECS = (VALLEY_GD, VALLEY_UNCORRELATED, VALLEY_FLOW, SPARSE_GD, SPARSE_UNCORREL
          IMAGES_TRACE, IMAGES_ACCURACY, FITS)
 
 
-def values(summary: Summary, part: str, method: str, key: str) -> np.ndarray:
-    """The per-seed ``metrics[part][method][key]`` (null, a non-finite value, as NaN)."""
-    return np.array([np.nan if (v := run["metrics"][part][method][key]) is None else v
-                     for run in summary["runs"]], dtype=float)
-
-
 def claims(summary: Summary) -> list[Claim]:
     def pair(spec: ClaimSpec, part: str, key: str, other: str) -> Claim:
-        return spec.decide(values(summary, part, "anti", key),
-                           baseline=values(summary, part, other, key))
+        return spec.decide(seed_values(summary, part, "anti", key),
+                           baseline=seed_values(summary, part, other, key))
 
-    flow = np.array([np.nan if (v := run["metrics"]["valley"]["descent_deviation"]) is None
-                     else v for run in summary["runs"]])
+    flow = seed_values(summary, "valley", "descent_deviation")
     return [pair(VALLEY_GD, "valley", "trace", "gd"),
             pair(VALLEY_UNCORRELATED, "valley", "trace", "uncorrelated"),
             VALLEY_FLOW.decide(flow),
@@ -350,7 +343,7 @@ def claims(summary: Summary) -> list[Claim]:
             pair(SPARSE_UNCORRELATED, "sparse", "test_error", "uncorrelated"),
             pair(IMAGES_TRACE, "images", "trace", "gd"),
             pair(IMAGES_ACCURACY, "images", "test_acc", "gd"),
-            FITS.decide(values(summary, "images", "gd", "train_acc"))]
+            FITS.decide(seed_values(summary, "images", "gd", "train_acc"))]
 
 
 # ----------------------------------------------------------------------------- plots
@@ -380,7 +373,7 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
 
     def scatter(ax: plt.Axes, part: str, key: str, ylabel: str, title: str, log: bool) -> None:
         for j, method in enumerate(METHODS):
-            vals = values(summary, part, method, key)
+            vals = seed_values(summary, part, method, key)
             ax.plot(np.full(len(vals), j) + np.linspace(-0.1, 0.1, len(vals)), vals, "o",
                     color=f"C{j}", mfc="none")
             ax.plot([j - 0.25, j + 0.25], [np.nanmean(vals)] * 2, color=f"C{j}", lw=2)
