@@ -19,7 +19,8 @@ from noisereg.experiments import (
     pegr_robustness,
     pegr_signal_noise,
 )
-from noisereg.experiments._signal_noise_training import cross_entropy, hits, metric
+from noisereg.experiments._signal_noise_training import cross_entropy, hits
+from noisereg.experiments.base import seed_values
 from noisereg.gradreg import gr_penalty, pegr_penalty
 from noisereg.models import PatchCNN
 from noisereg.models.patch_cnn import logistic_losses
@@ -127,7 +128,7 @@ def test_robustness_claims_compare_drops_from_clean_accuracy() -> None:
 
 def test_metric_reads_nested_values_with_null_as_nan() -> None:
     summary = _summary({}, [{"a": {"b": [1.0, None]}}, {"a": {"b": [3.0, 4.0]}}])
-    np.testing.assert_equal(metric(summary, "a", "b"), [[1.0, np.nan], [3.0, 4.0]])
+    np.testing.assert_equal(seed_values(summary, "a", "b"), [[1.0, np.nan], [3.0, 4.0]])
 
 
 def test_classifier_helpers_against_their_definitions() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -112,18 +112,6 @@ def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def hits(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``argmax_c outputs[i, c] == targets[i]`` per example (bool ``[B]``)."""
     return outputs.argmax(-1) == targets
-
-
-def metric(summary: dict[str, Any], *path: str) -> np.ndarray:
-    """The nested metric ``metrics[path[0]][path[1]]...`` of every seed, stacked (seeds
-    first); a stored null (a non-finite value) is NaN."""
-    def get(metrics: Any) -> Any:
-        for key in path:
-            metrics = metrics[key]
-        return metrics
-
-    values = np.array([get(run["metrics"]) for run in summary["runs"]], dtype=object)
-    return np.where(values == None, np.nan, values).astype(float)  # noqa: E711 (elementwise)
 
 
 def errors(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

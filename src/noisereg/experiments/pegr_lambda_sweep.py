@@ -36,10 +36,9 @@ from noisereg._validate import check_fraction, check_int
 from noisereg.experiments._signal_noise_training import (
     SignalNoiseConfig,
     make_problem,
-    metric,
     train_runs,
 )
-from noisereg.experiments.base import Experiment, Metrics, Summary
+from noisereg.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.experiments.claims import Claim, ClaimSpec
 
 PENALTIES = ("pegr", "gr")
@@ -159,12 +158,12 @@ def geometric_mean(values: np.ndarray) -> float:
 
 
 def claims(summary: Summary) -> list[Claim]:
-    pegr, gr = metric(summary, "pegr", "crossing"), metric(summary, "gr", "crossing")
+    pegr, gr = seed_values(summary, "pegr", "crossing"), seed_values(summary, "gr", "crossing")
     inside = (np.isfinite(pegr) & np.isfinite(gr)).astype(float)
     ratio = gr / pegr
     n = summary["config"]["n"]
     return [
-        GD_FITS.decide(metric(summary, "gd", "train_error")),
+        GD_FITS.decide(seed_values(summary, "gd", "train_error")),
         INSIDE.decide(inside),
         LARGER.decide(ratio, statistic=geometric_mean),
         RATIO_LOW.decide(ratio / n, statistic=geometric_mean),
@@ -193,7 +192,7 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
             for key, style in (("gamma_max", ".-"), ("rho_max", ".--")):
                 axes[1].plot(lams, _floats(m[key]), style, color=color, lw=0.8,
                              label=f"{label}: max {key[:-4]}" if first else None)
-    axes[0].axhline(float(np.mean(metric(summary, "gd", "test_error"))), color="grey", ls=":",
+    axes[0].axhline(float(np.mean(seed_values(summary, "gd", "test_error"))), color="grey", ls=":",
                     label="GD")
     axes[0].axhline(cfg["working_error"], color="k", lw=0.7, label="'works' threshold")
     axes[0].set_ylabel("final test error")

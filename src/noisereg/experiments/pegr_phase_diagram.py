@@ -31,10 +31,9 @@ from noisereg._validate import check_int, check_scale
 from noisereg.experiments._signal_noise_training import (
     SignalNoiseConfig,
     make_problem,
-    metric,
     train_runs,
 )
-from noisereg.experiments.base import Experiment, Metrics, Summary
+from noisereg.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.experiments.claims import Claim, ClaimSpec
 from noisereg.experiments.pegr_signal_noise import LABELS, METHODS
 
@@ -178,12 +177,12 @@ def run(config: Config, seed: int) -> Metrics:
 
 
 def claims(summary: Summary) -> list[Claim]:
-    test = {method: metric(summary, method, "test_error") for method in METHODS}
+    test = {method: seed_values(summary, method, "test_error") for method in METHODS}
     small = {method: small_cells(errors) for method, errors in test.items()}
     seeds = len(summary["runs"])
     note = f"counts over {small['gd'].size} cells, each decided on {seeds} seed(s)"
     return [
-        GD_FITS.decide(metric(summary, "gd", "train_error").max(axis=(1, 2))),
+        GD_FITS.decide(seed_values(summary, "gd", "train_error").max(axis=(1, 2))),
         FINITE.decide(sum((~np.isfinite(errors)).sum(axis=(1, 2)) for errors in test.values())),
         HARMFUL.decide(test["gd"][:, 0, 0]),
         BENIGN.decide(test["gd"][:, -1, -1]),
@@ -198,7 +197,7 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
     ns, mus = np.array(cfg["ns"], dtype=float), np.array(cfg["mu_norms"], dtype=float)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), sharey=True)
     for ax, method in zip(axes, METHODS):
-        errors = metric(summary, method, "test_error")
+        errors = seed_values(summary, method, "test_error")
         image = ax.imshow(errors.mean(axis=0), origin="lower", cmap="viridis", vmin=0.0,
                           vmax=0.5, aspect="auto",
                           extent=(-0.5, len(mus) - 0.5, -0.5, len(ns) - 0.5))

@@ -28,8 +28,8 @@ from noisereg._validate import (
     check_scale,
 )
 from noisereg.data.images import DATASETS, check_split, load_split
-from noisereg.experiments._signal_noise_training import cross_entropy, hits, metric, record_steps
-from noisereg.experiments.base import Experiment, Metrics, Summary
+from noisereg.experiments._signal_noise_training import cross_entropy, hits, record_steps
+from noisereg.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.experiments.claims import Claim, ClaimSpec
 from noisereg.gradreg import regularized_loss
 from noisereg.label_noise import LabelNoise
@@ -151,7 +151,7 @@ def run(config: Config, seed: int) -> Metrics:
 
 def claims(summary: Summary) -> list[Claim]:
     def value(method: str, key: str) -> np.ndarray:
-        return metric(summary, method, key)
+        return seed_values(summary, method, key)
 
     return [
         GD_MEMORIZES.decide(value("gd", "memorized")),
@@ -171,10 +171,10 @@ def claims(summary: Summary) -> list[Claim]:
 def plot(summary: Summary, outdir: Path) -> list[str]:
     cfg = summary["config"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.7))
-    steps = np.maximum(metric(summary, "step")[0], 0.5)
+    steps = np.maximum(seed_values(summary, "step")[0], 0.5)
     lam = {"gd": "", "pegr": f" (lambda={cfg['lam_pegr']:g})", "gr": f" (lambda={cfg['lam_gr']:g})"}
     for method in METHODS:
-        axes[0].plot(steps, metric(summary, method, "test_accuracy").mean(axis=0),
+        axes[0].plot(steps, seed_values(summary, method, "test_accuracy").mean(axis=0),
                      label=LABELS[method] + lam[method])
     axes[0].set_xscale("log")
     axes[0].set_xlabel("GD step (step 0 drawn at 0.5)")
@@ -186,7 +186,7 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
     for offset, (key, label) in zip((-0.2, 0.0, 0.2), (("final_test_accuracy", "final test"),
                                                       ("best_test_accuracy", "best test"),
                                                       ("memorized", "flips memorized"))):
-        values = np.array([metric(summary, m, key) for m in METHODS])  # [method, seed]
+        values = np.array([seed_values(summary, m, key) for m in METHODS])  # [method, seed]
         axes[1].bar(at + offset, values.mean(axis=1), width=0.2, label=label)
         for i, per_seed in enumerate(values):
             axes[1].plot([at[i] + offset] * len(per_seed), per_seed, "k.", ms=4)

@@ -25,11 +25,10 @@ from noisereg.experiments._signal_noise_training import (
     SignalNoiseConfig,
     errors,
     make_problem,
-    metric,
     outputs,
     train_runs,
 )
-from noisereg.experiments.base import Experiment, Metrics, Summary
+from noisereg.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.experiments.claims import Claim, ClaimSpec
 
 METHODS = ("gd", "pegr")
@@ -95,10 +94,11 @@ def run(config: Config, seed: int) -> Metrics:
 
 
 def claims(summary: Summary) -> list[Claim]:
-    acc = {m: metric(summary, m, "accuracy") for m in METHODS}  # [seed, scale]
+    acc = {m: seed_values(summary, m, "accuracy") for m in METHODS}  # [seed, scale]
     noisy = {m: acc[m][:, 1:].mean(axis=1) for m in METHODS}  # mean over positive scales
     drop = {m: acc[m][:, 0] - noisy[m] for m in METHODS}  # = mean of acc(0) - acc(s)
-    train = np.maximum(metric(summary, "gd", "train_error"), metric(summary, "pegr", "train_error"))
+    train = np.maximum(seed_values(summary, "gd", "train_error"),
+                       seed_values(summary, "pegr", "train_error"))
     return [
         FITS.decide(train),
         ABOVE_CHANCE.decide(acc["gd"].min(axis=1)),
@@ -112,7 +112,7 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for method, label, color in zip(METHODS, ("GD", f"PEGR (lambda={cfg['lam']:g})"),
                                     ("C0", "C1")):
-        acc = metric(summary, method, "accuracy")
+        acc = seed_values(summary, method, "accuracy")
         ax.plot(cfg["noise_scales"], acc.mean(axis=0), "o-", color=color, label=label)
         for per_seed in acc:
             ax.plot(cfg["noise_scales"], per_seed, color=color, lw=0.5, alpha=0.5)

@@ -20,10 +20,9 @@ from noisereg.experiments._signal_noise_training import (
     CURVES,
     SignalNoiseConfig,
     make_problem,
-    metric,
     train_runs,
 )
-from noisereg.experiments.base import Experiment, Metrics, Summary
+from noisereg.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.experiments.claims import Claim, ClaimSpec
 
 METHODS = ("gd", "pegr", "gr")
@@ -96,7 +95,7 @@ def run(config: Config, seed: int) -> Metrics:
 
 def claims(summary: Summary) -> list[Claim]:
     def final(method: str, key: str) -> np.ndarray:
-        return metric(summary, method, key)
+        return seed_values(summary, method, key)
 
     return [
         GD_FITS.decide(final("gd", "final_train_error")),
@@ -113,7 +112,7 @@ def _lambda(cfg: dict, method: str) -> str:
 
 
 def _curve(summary: Summary, method: str, key: str) -> np.ndarray:
-    return metric(summary, method, key).mean(axis=0)
+    return seed_values(summary, method, key).mean(axis=0)
 
 
 def plot(summary: Summary, outdir: Path) -> list[str]:
