@@ -10,12 +10,12 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from noisereg._plotting import plt, save
-from noisereg._threads import one_thread as _one_thread
 from noisereg._validate import check_int, check_positive
-from noisereg.experiments import registry
-from noisereg.experiments.base import Experiment, per_seed, seed_mean
-from noisereg.experiments.claims import Claim, ClaimSpec
+from noisereg.lab._plotting import plt, save
+from noisereg.lab._threads import one_thread as _one_thread
+from noisereg.lab.experiments import registry
+from noisereg.lab.experiments.base import Experiment, per_seed, seed_mean
+from noisereg.lab.experiments.claims import Claim, ClaimSpec
 
 
 @dataclass(frozen=True)

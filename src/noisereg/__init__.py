@@ -8,7 +8,10 @@ The methods plug into any PyTorch training loop:
 * :class:`LabelNoise`: label noise (Pillaud-Vivien, Reygner, Flammarion 2022).
 
 Subpackages: ``models``, ``data``, ``optim``, ``gradreg``, ``diagnostics``, ``theory``, ``dln``
-(fast label-noise simulator), ``experiments``.
+(fast label-noise simulator). The library needs only torch and numpy; a part that needs more
+(the bundled data sets, the compiled simulator, the Lasso oracle) names the extra to install.
+The reproduction lab (experiments, runner, report, benchmarks, the ``noisereg`` command) is
+:mod:`noisereg.lab`, installed with ``pip install 'noisereg[lab]'``.
 """
 
 from noisereg._lazy import lazy_exports
@@ -26,7 +29,7 @@ _EXPORTS = {
     "PEGR": "noisereg.gradreg",
     "GR": "noisereg.gradreg",
     **{sub: f"noisereg.{sub}" for sub in ("models", "data", "optim", "gradreg", "diagnostics",
-                                          "theory", "dln", "experiments")},
+                                          "theory", "dln")},
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

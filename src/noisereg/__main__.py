@@ -1,5 +1,0 @@
-import sys
-
-from noisereg.cli import main
-
-sys.exit(main())

@@ -1,1 +1,0 @@
-"""One module per experiment; see :mod:`noisereg.experiments.base` for the contract."""

@@ -1,0 +1,5 @@
+import sys
+
+from noisereg.lab.cli import main
+
+sys.exit(main())

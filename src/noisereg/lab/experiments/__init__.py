@@ -1,0 +1,1 @@
+"""One module per experiment; see :mod:`noisereg.lab.experiments.base` for the contract."""
