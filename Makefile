@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[lab,dev,integrations]'
+	$(BIN)/pip install --quiet -e '.[lab,dev,integrations,ray]'
 	touch $(STAMP)
 
 reproduce: $(STAMP)

@@ -28,6 +28,7 @@ from noisereg.lab.results.store import ResultsError
 MAX_SEEDS = 1000
 MAX_JOBS = 1024
 JOBS_ENV = "NOISEREG_JOBS"
+LOCAL_RAY = ""  # the value of a bare --ray: a local cluster
 
 
 class UsageError(Exception):
@@ -37,6 +38,22 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+class _RayAddress(argparse.Action):
+    """``--ray [ADDRESS]``: a value that is not an address is refused at once, so that
+    ``run --ray NAME`` names the mistake instead of taking NAME for an address."""
+
+    def __call__(self, parser, namespace, value, option_string=None) -> None:
+        from noisereg.lab._ray import check_address
+
+        if value != LOCAL_RAY:
+            try:
+                check_address(value)
+            except ValueError as err:
+                raise argparse.ArgumentError(self, f"{err}; write --ray=ADDRESS, or --ray "
+                                             "after the experiment name") from None
+        setattr(namespace, self.dest, value)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -65,7 +82,13 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--jobs", type=int, default=None, metavar="N",
                        help="worker processes running the seeds, 1 <= N <= "
                             f"{MAX_JOBS}; 1 runs them in this process; None: ${JOBS_ENV} "
-                            "if set, else the number of cores")
+                            "if set, else the number of cores (with --ray: the local "
+                            "cluster's CPUs)")
+        p.add_argument("--ray", nargs="?", const=LOCAL_RAY, default=None, metavar="ADDRESS",
+                       action=_RayAddress,
+                       help="run the seeds on Ray (the 'ray' extra): alone, a local cluster "
+                            "started for the run; --ray=ADDRESS joins a running one (auto, "
+                            "HOST:PORT or ray://HOST:PORT)")
 
     run = command("run", "run one experiment and print its claims")
     run.add_argument("name", help="experiment name (see `noisereg list`)")
@@ -145,10 +168,13 @@ def _cmd_list(as_json: bool) -> int:
     return 0
 
 
-def _jobs(n: int | None) -> int:
+def _jobs(n: int | None, ray: str | None = None) -> int:
     """``--jobs``, else ``$NOISEREG_JOBS``, else the number of cores."""
     from noisereg.lab._pool import default_jobs
 
+    if n is not None and ray not in (None, LOCAL_RAY):
+        raise UsageError(f"--jobs sets the CPUs of a local Ray cluster; the one at {ray!r} "
+                         "has its own")
     where = "--jobs"
     if n is None and os.environ.get(JOBS_ENV):
         where, text = JOBS_ENV, os.environ[JOBS_ENV]
@@ -164,10 +190,22 @@ def _jobs(n: int | None) -> int:
 
 
 @contextmanager
-def _executor(jobs: int, units: int) -> Iterator[Executor | None]:
-    """None (this process) for one job or one unit, else a local pool of worker processes."""
+def _executor(jobs: int, units: int, ray: str | None = None) -> Iterator[Executor | None]:
+    """A Ray cluster's executor with ``--ray``; else None (this process) for one job or one
+    unit, else a local pool of worker processes."""
     from noisereg.lab._pool import local_pool
 
+    if ray is not None:
+        from noisereg.lab._ray import RayExecutor
+
+        local = ray == LOCAL_RAY
+        try:
+            pool = RayExecutor(None if local else ray, num_cpus=jobs if local else None)
+        except ImportError as err:  # the extra is missing: refused before anything runs
+            raise UsageError(str(err)) from None
+        with pool:
+            yield pool
+        return
     if min(jobs, units) <= 1:
         yield None
         return
@@ -182,7 +220,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = apply_overrides(exp.preset(args.preset), args.overrides)
     preset = args.preset if not args.overrides else f"{args.preset}+overrides"
     seeds = _seeds(args.seeds, exp.default_seeds(args.preset))
-    with _executor(_jobs(args.jobs), len(seeds)) as executor:
+    with _executor(_jobs(args.jobs, args.ray), len(seeds), args.ray) as executor:
         summary = run_experiment(exp, config, seeds, args.out, preset=preset,
                                  resume=args.resume, executor=executor)
     print(json.dumps(summary, indent=2, sort_keys=True) if args.json else _claims_table(summary))
@@ -231,7 +269,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     selected = [_lookup(n) for n in args.only] if args.only else list(experiments().values())
     units = sum(exp.default_seeds(args.preset) for exp in selected)
-    with _executor(_jobs(args.jobs), units) as executor:
+    with _executor(_jobs(args.jobs, args.ray), units, args.ray) as executor:
         reproduce(args.out, preset=args.preset, only=[exp.name for exp in selected],
                   resume=args.resume, executor=executor, on_done=_print_verdicts)
     print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}")
