@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-from noisereg.lab._progress import quiet
+from noisereg.lab._progress import Eta, quiet
 from noisereg.lab.experiments.base import ConfigError, apply_overrides
 from noisereg.lab.results.lock import LockedError, UnwritableError, writer_lock
 from noisereg.lab.results.store import ResultsError
@@ -252,7 +252,8 @@ def _write_report(out: Path) -> None:
     print(f"report: {paths[0]} and {paths[1]}")
 
 
-def _print_verdicts(summary: dict) -> None:
+def _print_verdicts(summary: dict, progress: Eta) -> None:
+    """One line per finished experiment: its verdicts, the units done and the time left."""
     from collections import Counter
 
     from noisereg.lab.experiments.claims import shown_verdict, void_verdicts
@@ -260,7 +261,8 @@ def _print_verdicts(summary: dict) -> None:
     verdicts = Counter(shown_verdict(c, void_verdicts(summary["claims"]))
                        for c in summary["claims"])
     print(f"{summary['experiment']}: " + ", ".join(f"{n} {v}" for v, n in
-                                                   sorted(verdicts.items())), flush=True)
+                                                   sorted(verdicts.items()))
+          + f" ({progress})", flush=True)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from noisereg._atomic import remove_stale_temps, write_json
-from noisereg.lab._progress import bar
+from noisereg.lab._progress import Eta, bar
 from noisereg.lab._threads import one_thread
 from noisereg.lab.experiments.base import (
     Experiment,
@@ -188,14 +188,15 @@ Run = tuple[Experiment, Any, Sequence[int], str]  # experiment, config, seeds, p
 
 def run_many(runs: Sequence[Run], out: Path, *, resume: bool = False,
              executor: Executor | None = None,
-             on_done: Callable[[Summary], None] | None = None) -> list[Summary]:
+             on_done: Callable[[Summary, Eta], None] | None = None) -> list[Summary]:
     """Run every (experiment, config, seeds, preset) of ``runs`` into ``out``; the summaries.
 
     Each seed is a unit of work: in this process one after another when ``executor`` is None,
     else every unit is submitted to ``executor`` (any :class:`concurrent.futures.Executor`: a
     local process pool, a cluster's) and this process, the folder's one writer, records what
     the units return. An experiment is finished (claims, plots, commit) as soon as its last
-    seed is in, and ``on_done`` is called with its summary. The summaries are the same bytes
+    seed is in, and ``on_done`` is called with its summary and the run's progress (units done
+    out of those to run, and the time left). The summaries are the same bytes
     whatever the executor. On a failure, Ctrl-C or SIGTERM the pending units are cancelled;
     the finished seeds are kept for ``resume``.
     """
@@ -211,9 +212,10 @@ def run_many(runs: Sequence[Run], out: Path, *, resume: bool = False,
             summaries[i] = _finish(job.exp, job.config, job.seeds, job.records, job.partial,
                                    out / job.exp.name, preset=job.preset)
             if on_done is not None:
-                on_done(summaries[i])
+                on_done(summaries[i], eta)
 
         units = [(i, seed) for i, job in enumerate(jobs) for seed in job.missing]
+        eta = Eta(len(units))
         for i, job in enumerate(jobs):
             if not job.missing:
                 finished(i)
@@ -226,6 +228,7 @@ def run_many(runs: Sequence[Run], out: Path, *, resume: bool = False,
                 raise _failure(job.exp, f"seed {seed}", err, out, kept=len(job.records)) \
                     from err
             job.add(seed, record)
+            eta.update()
             if not job.missing:
                 finished(i)
         return [summaries[i] for i in range(len(jobs))]
@@ -321,7 +324,7 @@ def _finish(exp: Experiment, config: Any, seeds: list[int], records: dict[int, R
 
 def reproduce(out: Path, *, preset: str = "quick", only: Sequence[str] | None = None,
               resume: bool = False, executor: Executor | None = None,
-              on_done: Callable[[Summary], None] | None = None) -> list[Summary]:
+              on_done: Callable[[Summary, Eta], None] | None = None) -> list[Summary]:
     """Run every experiment (or those named in ``only``) with the preset's config and seeds,
     then write ``out/report.md`` and ``out/report.html``; the summaries, in registry order.
 

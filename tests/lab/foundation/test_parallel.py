@@ -45,8 +45,9 @@ def test_a_pool_gives_the_bytes_of_a_sequential_run(tmp_path) -> None:
     sequential = run_many(_runs(), tmp_path / "one")
     with local_pool(2) as pool:
         parallel = run_many(_runs(), tmp_path / "two", executor=pool,
-                            on_done=lambda s: done.append(s["experiment"]))
-    assert parallel == sequential and sorted(done) == sorted(TINY)
+                            on_done=lambda s, eta: done.append((s["experiment"], eta.done)))
+    assert parallel == sequential and sorted(name for name, _ in done) == sorted(TINY)
+    assert done[-1][1] == 6  # units done when the last experiment finished: all of them
     for name in TINY:
         _same_results(tmp_path / "one", tmp_path / "two", name)
     assert [r["seed"] for r in _records(tmp_path / "two" / "pgd-group-lasso" / "runs.jsonl")] \
