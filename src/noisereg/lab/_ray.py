@@ -29,7 +29,7 @@ import signal
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from concurrent.futures import Executor, Future, InvalidStateError
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from typing import Any
 
@@ -109,18 +109,18 @@ class RayExecutor(Executor):
         elif num_cpus is not None and (isinstance(num_cpus, bool) or not
                                        isinstance(num_cpus, int) or num_cpus < 1):
             raise ValueError(f"num_cpus must be an integer >= 1, got {num_cpus!r}")
-        # Set before Ray is imported: it reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER then.
-        self._env = _environment(LOCAL_ENV if address is None else {})
-        self._env.__enter__()
+        # The environment the cluster's processes start with, set before Ray is imported:
+        # it reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER then.
+        self._env = ExitStack()
+        self._env.enter_context(_environment(LOCAL_ENV if address is None else {}))
         try:
             ray = require("ray", "ray", "running units on Ray")
-        except ImportError:
-            self._env.__exit__(None, None, None)
+            if ray.is_initialized():
+                raise RuntimeError("Ray is already initialized in this process; a "
+                                   "RayExecutor connects and disconnects it itself")
+        except BaseException:
+            self._env.close()
             raise
-        if ray.is_initialized():
-            self._env.__exit__(None, None, None)
-            raise RuntimeError("Ray is already initialized in this process; a RayExecutor "
-                               "connects and disconnects it itself")
         self._ray = ray
         # ray.init replaces the SIGTERM handler (with sys.exit); the CLI's, which stops like
         # Ctrl-C, is put back.
@@ -132,11 +132,10 @@ class RayExecutor(Executor):
                                    object_store_memory=_OBJECT_STORE_BYTES,
                                    log_to_driver=False, configure_logging=False)
                 node = context.address_info["node_ip_address"]
-                if node != LOOPBACK:
+                if node != LOOPBACK:  # ray was imported before: it read the mode then
                     raise RuntimeError(
                         f"the local Ray cluster listens on {node}, not on {LOOPBACK} only: "
-                        "import ray after noisereg.lab._ray sets its environment, or set "
-                        + " ".join(f"{k}={v}" for k, v in LOCAL_ENV.items()))
+                        "set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is imported")
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
         except BaseException:
@@ -181,7 +180,7 @@ class RayExecutor(Executor):
 
     def _close(self) -> None:
         self._ray.shutdown()
-        self._env.__exit__(None, None, None)
+        self._env.close()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         # On an exception (a failure, Ctrl-C, SIGTERM) the units not finished are cancelled.
