@@ -18,6 +18,7 @@ from noisereg._seeding import generator
 from noisereg.diagnostics.hessian import hessian_trace
 from noisereg.gradreg import per_example_sq_grad_norms
 from noisereg.lab.bench import Target, side_by_side
+from noisereg.metrics import per_example_cross_entropy
 from noisereg.models.mlp import MLP
 
 PROBES = 8
@@ -78,7 +79,7 @@ def _vs_opacus() -> float:
 
     def ours() -> torch.Tensor:
         return per_example_sq_grad_norms(
-            model, lambda o, t: F.cross_entropy(o, t, reduction="none"), x, y,
+            model, per_example_cross_entropy, x, y,
             backend="ghost").sqrt()
 
     def theirs() -> torch.Tensor:
