@@ -78,9 +78,8 @@ def _vs_opacus() -> float:
                                                    loss_reduction="sum", use_ghost_clipping=True)
 
     def ours() -> torch.Tensor:
-        return per_example_sq_grad_norms(
-            model, per_example_cross_entropy, x, y,
-            backend="ghost").sqrt()
+        return per_example_sq_grad_norms(model, per_example_cross_entropy, x, y,
+                                         backend="ghost").sqrt()
 
     def theirs() -> torch.Tensor:
         wrapped.zero_grad(set_to_none=True)
