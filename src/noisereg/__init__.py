@@ -8,7 +8,9 @@ The methods plug into any PyTorch training loop:
 * :class:`LabelNoise`: label noise (Pillaud-Vivien, Reygner, Flammarion 2022).
 
 Subpackages: ``models``, ``data``, ``optim``, ``gradreg``, ``diagnostics``, ``theory``, ``dln``
-(fast label-noise simulator). The library needs only torch and numpy; a part that needs more
+(fast label-noise simulator); modules ``trainer`` (one training loop for every method, single
+process or DDP; ``python -m noisereg.train`` is its command line) and ``metrics`` (per-example
+cross-entropy, exact accuracy). The library needs only torch and numpy; a part that needs more
 (the bundled data sets, the compiled simulator, the Lasso oracle) names the extra to install.
 The reproduction lab (experiments, runner, report, benchmarks, the ``noisereg`` command) is
 :mod:`noisereg.lab`, installed with ``pip install 'noisereg[lab]'``.
@@ -29,7 +31,7 @@ _EXPORTS = {
     "PEGR": "noisereg.gradreg",
     "GR": "noisereg.gradreg",
     **{sub: f"noisereg.{sub}" for sub in ("models", "data", "optim", "gradreg", "diagnostics",
-                                          "theory", "dln")},
+                                          "theory", "dln", "trainer", "metrics")},
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from noisereg.train import TrainConfig, Trainer
+from noisereg.trainer import TrainConfig, Trainer
 
 
 def config(method: str, steps: int) -> TrainConfig:

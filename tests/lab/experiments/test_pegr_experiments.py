@@ -20,7 +20,6 @@ from noisereg.lab.experiments import (
     pegr_robustness,
     pegr_signal_noise,
 )
-from noisereg.lab.experiments._signal_noise_training import cross_entropy, hits
 from noisereg.lab.experiments.base import seed_values
 from noisereg.models import PatchCNN
 from noisereg.models.patch_cnn import logistic_losses
@@ -129,15 +128,6 @@ def test_robustness_claims_compare_drops_from_clean_accuracy() -> None:
 def test_metric_reads_nested_values_with_null_as_nan() -> None:
     summary = _summary({}, [{"a": {"b": [1.0, None]}}, {"a": {"b": [3.0, 4.0]}}])
     np.testing.assert_equal(seed_values(summary, "a", "b"), [[1.0, np.nan], [3.0, 4.0]])
-
-
-def test_classifier_helpers_against_their_definitions() -> None:
-    scores = torch.tensor([[2.0, 0.0, -1.0], [0.0, 0.5, 3.0]])
-    targets = torch.tensor([0, 1])
-    log_softmax = scores - scores.exp().sum(1, keepdim=True).log()
-    torch.testing.assert_close(cross_entropy(scores, targets),
-                               -log_softmax[torch.arange(2), targets])
-    assert hits(scores, targets).tolist() == [True, False]
 
 
 @pytest.mark.parametrize(

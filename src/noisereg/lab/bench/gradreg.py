@@ -19,20 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from noisereg._seeding import generator
 from noisereg.gradreg import regularized_loss
 from noisereg.lab.bench import Target, side_by_side
+from noisereg.metrics import per_example_cross_entropy
 from noisereg.models.init import he_init_
 from noisereg.models.mlp import MLP
 
 LAM = 1e-3
-
-
-def _cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(outputs, targets, reduction="none")
 
 
 def small_cnn(seed: int = 0) -> nn.Module:
@@ -59,9 +55,10 @@ def _steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         def run() -> None:
             opt.zero_grad()
             if backend == "plain":
-                loss = _cross_entropy(model(x), y).mean()
+                loss = per_example_cross_entropy(model(x), y).mean()
             else:
-                loss = regularized_loss(model, _cross_entropy, x, y, lam=LAM, backend=backend)
+                loss = regularized_loss(model, per_example_cross_entropy, x, y, lam=LAM,
+                                        backend=backend)
             loss.backward()
             opt.step()
         return run

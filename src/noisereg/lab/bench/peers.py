@@ -18,6 +18,7 @@ from noisereg._seeding import generator
 from noisereg.diagnostics.hessian import hessian_trace
 from noisereg.gradreg import per_example_sq_grad_norms
 from noisereg.lab.bench import Target, side_by_side
+from noisereg.metrics import per_example_cross_entropy
 from noisereg.models.mlp import MLP
 
 PROBES = 8
@@ -77,9 +78,8 @@ def _vs_opacus() -> float:
                                                    loss_reduction="sum", use_ghost_clipping=True)
 
     def ours() -> torch.Tensor:
-        return per_example_sq_grad_norms(
-            model, lambda o, t: F.cross_entropy(o, t, reduction="none"), x, y,
-            backend="ghost").sqrt()
+        return per_example_sq_grad_norms(model, per_example_cross_entropy, x, y,
+                                         backend="ghost").sqrt()
 
     def theirs() -> torch.Tensor:
         wrapped.zero_grad(set_to_none=True)

@@ -1,8 +1,7 @@
 """Shared by the PEGR experiments (Meng, Cao, Zou 2023). On the signal-noise model: the problem
 configuration, and full-batch gradient descent on ``L_S + lambda * P`` (P = PEGR or GR) for the
 :class:`~noisereg.models.PatchCNN`, recording signal learning (gamma), noise memorization (rho)
-and errors along the way. For every PEGR experiment: the per-example cross-entropy and the
-class hits of a classifier, and the per-seed values of a nested metric.
+and errors along the way; the recorded steps of every PEGR experiment.
 
 Two engines give the same iterates: ``autograd`` (``regularized_loss`` with the ghost backend and
 ``torch.optim.SGD``) and ``closed_form`` (the default): every gradient lies in the span of the
@@ -19,7 +18,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from noisereg._validate import (
     check_choice,
@@ -101,17 +99,6 @@ def record_steps(steps: int, records: int) -> list[int]:
     are fast early on)."""
     spaced = np.geomspace(1, steps, max(records - 1, 1)).round().astype(int).tolist()
     return sorted({0, *spaced, steps})
-
-
-def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-example cross-entropy ``[B]`` of class scores ``[B, C]`` (what
-    :mod:`noisereg.gradreg` penalizes the gradients of)."""
-    return F.cross_entropy(outputs, targets, reduction="none")
-
-
-def hits(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``argmax_c outputs[i, c] == targets[i]`` per example (bool ``[B]``)."""
-    return outputs.argmax(-1) == targets
 
 
 def errors(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,7 @@ from noisereg.lab._progress import bar
 from noisereg.lab._threads import one_thread
 from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
+from noisereg.metrics import accuracy
 from noisereg.models.diagonal import DiagonalLinearNet
 from noisereg.models.mlp import MLP
 from noisereg.optim import AntiPGD
@@ -270,8 +271,8 @@ def _images(config: Config, seed: int) -> dict[str, object]:
                            "train_acc": float("nan")}
             continue
         with torch.no_grad():
-            acc = lambda x, y, m=model: float((m(x).argmax(1) == y).double().mean())  # noqa: E731
-            test, train = acc(split.x_test, split.y_test), acc(split.x_train, split.y_train)
+            test = accuracy(model(split.x_test), split.y_test)
+            train = accuracy(model(split.x_train), split.y_train)
         trace = hessian_trace(model, F.cross_entropy, split.x_train, split.y_train,
                               probes=config.probes, seed=seed)
         out[method] = {"trace": trace.trace, "test_acc": test, "train_acc": train}

@@ -40,7 +40,7 @@ from noisereg.lab.experiments._geometry import (
 )
 from noisereg.lab.experiments.base import Experiment, Metrics, Summary
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
-from noisereg.train import TrainConfig, Trainer
+from noisereg.trainer import TrainConfig, Trainer
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,11 @@ from noisereg.data.images import DATASETS, check_split, load_split
 from noisereg.gradreg import regularized_loss
 from noisereg.lab._plotting import plt, save
 from noisereg.lab._threads import one_thread
-from noisereg.lab.experiments._signal_noise_training import cross_entropy, hits, record_steps
+from noisereg.lab.experiments._signal_noise_training import record_steps
 from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.label_noise import LabelNoise
+from noisereg.metrics import accuracy, per_example_cross_entropy
 from noisereg.models.mlp import MLP
 
 METHODS = ("gd", "pegr", "gr")
@@ -108,11 +109,6 @@ class Config:
         check_int("records", self.records, low=2, high=10_000)
 
 
-def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    with torch.no_grad():
-        return float(hits(model(x), y).double().mean())
-
-
 def run(config: Config, seed: int) -> Metrics:
     """Per method: the test accuracy at the recorded steps, its final and best value, the
     training accuracy on the given labels and the fraction of flipped labels memorized."""
@@ -130,21 +126,25 @@ def run(config: Config, seed: int) -> Metrics:
         with one_thread():
             for t in range(config.steps + 1):
                 if t in at:
-                    curve.append(_accuracy(model, split.x_test, split.y_test))
+                    with torch.no_grad():
+                        curve.append(accuracy(model(split.x_test), split.y_test))
                 if t == config.steps:
                     break
                 opt.zero_grad()
-                regularized_loss(model, cross_entropy, split.x_train, y, lam=lams[method],
-                                 penalty="gr" if method == "gr" else "pegr").backward()
+                regularized_loss(model, per_example_cross_entropy, split.x_train, y,
+                                 lam=lams[method], penalty="gr" if method == "gr" else "pegr"
+                                 ).backward()
                 opt.step()
             with torch.no_grad():
-                fitted = hits(model(split.x_train), y)
+                scores = model(split.x_train)
         metrics[method] = {
             "test_accuracy": curve,
             "final_test_accuracy": curve[-1],
             "best_test_accuracy": max(curve),
-            "train_accuracy": float(fitted.double().mean()),
-            "memorized": float(fitted[flipped].double().mean()) if flipped.any() else float("nan"),
+            "train_accuracy": accuracy(scores, y),
+            # the flipped examples fitted to their wrong label
+            "memorized": (accuracy(scores[flipped], y[flipped]) if flipped.any()
+                          else float("nan")),
         }
     return metrics
 

@@ -34,6 +34,7 @@ from noisereg.lab._threads import one_thread
 from noisereg.lab.experiments._noise_injection import COMPLETE, PAPER, train
 from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
+from noisereg.metrics import accuracy
 from noisereg.models.mlp import MLP
 from noisereg.optim import PerturbedOptimizer, sigma_from_official
 
@@ -140,8 +141,8 @@ def _train(config: Config, split, widths: tuple[int, ...], mode: str, sigma: flo
         return {"test_acc": nan, "train_acc": nan, "train_loss": nan, "trace": nan,
                 "trace_stderr": nan, "steps_done": done}
     with torch.no_grad():
-        test = float((model(split.x_test).argmax(1) == split.y_test).double().mean())
-        train_acc = float((model(split.x_train).argmax(1) == split.y_train).double().mean())
+        test = accuracy(model(split.x_test), split.y_test)
+        train_acc = accuracy(model(split.x_train), split.y_train)
         loss = float(F.cross_entropy(model(split.x_train), split.y_train))
     trace = hessian_trace(model, F.cross_entropy, split.x_train, split.y_train,
                           probes=config.probes, seed=seed)
