@@ -9,8 +9,8 @@ _EXPORTS = {
     "top_eigenvalue": "noisereg.diagnostics.hessian",
     "TraceEstimate": "noisereg.diagnostics.hessian",
     "EigenEstimate": "noisereg.diagnostics.hessian",
-    "smoothed_loss": "noisereg.diagnostics.smoothed_loss",
-    "MonteCarloEstimate": "noisereg.diagnostics.smoothed_loss",
+    "smoothed_loss": "noisereg.diagnostics.smoothing",
+    "MonteCarloEstimate": "noisereg.diagnostics.smoothing",
     # PEGR (Meng, Cao, Zou): signal learning vs noise memorization
     "signal_noise_coefficients": "noisereg.diagnostics.signal_noise",
     # function geometry (Kubo et al.)

@@ -20,9 +20,9 @@ _EXPORTS = {
     "nuclear_norm_solution": "noisereg.theory.noise_injection",
     "singular_value_threshold": "noisereg.theory.noise_injection",
     "two_layer_linear_net": "noisereg.theory.noise_injection",
-    "group_lasso": "noisereg.theory.group_lasso",
-    "fitted_group_lasso": "noisereg.theory.group_lasso",
-    "noise_injection_group_weights": "noisereg.theory.group_lasso",
+    "group_lasso": "noisereg.theory.group_sparse",
+    "fitted_group_lasso": "noisereg.theory.group_sparse",
+    "noise_injection_group_weights": "noisereg.theory.group_sparse",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
