@@ -1,4 +1,9 @@
-"""Closed forms and exact solvers: the oracles the methods are checked against."""
+"""Closed forms and exact solvers: the oracles the methods are checked against.
+
+>>> from noisereg import theory
+>>> theory.label_noise_lasso_penalty(step_size=0.5, delta=1.0, batch_size=2)  # gamma delta^2 / B
+0.25
+"""
 
 from noisereg._lazy import lazy_exports
 
