@@ -6,8 +6,6 @@ import doctest
 import importlib
 import inspect
 import sys
-import tomllib
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -71,8 +69,6 @@ def test_public_name_has_a_runnable_example(package: str, name: str):
             f"{package}.{name} is not shown in a >>> example of {package}'s docstring")
 
 
-def test_the_test_command_runs_the_examples():
-    root = Path(__file__).resolve().parents[1]
-    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
-    assert "src/noisereg" in config["testpaths"]
-    assert "--doctest-modules" in config["addopts"].split()
+def test_the_test_command_runs_the_examples(pytestconfig: pytest.Config):
+    assert "src/noisereg" in pytestconfig.getini("testpaths")
+    assert "--doctest-modules" in pytestconfig.getini("addopts")

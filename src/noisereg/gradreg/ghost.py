@@ -186,7 +186,8 @@ def register_ghost_rule(module_type: type[nn.Module], rule: Rule) -> None:
 
     >>> import torch
     >>> from torch import nn
-    >>> from noisereg.gradreg import per_example_sq_grad_norms, register_ghost_rule, uncovered_modules
+    >>> from noisereg.gradreg import (per_example_sq_grad_norms, register_ghost_rule,
+    ...                               uncovered_modules)
     >>> class Scale(nn.Module):  # out = x * w: no built-in ghost rule
     ...     def __init__(self):
     ...         super().__init__()
