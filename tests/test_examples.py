@@ -53,6 +53,16 @@ def test_every_package_is_walked():
             "noisereg.models", "noisereg.data", "noisereg.dln"} <= packages
 
 
+def test_no_submodule_shadows_an_export():
+    # The only modules exported are subpackages. A plain module named like the object its
+    # package exports (theory/group_lasso.py and the function group_lasso) replaces the object:
+    # the lazy lookup returns it, and importing it binds it on the package.
+    shadowed = [f"{p}.{n}" for p, n in EXPORTS
+                if isinstance(obj := getattr(importlib.import_module(p), n), ModuleType)
+                and not hasattr(obj, "__path__")]
+    assert not shadowed, f"exports resolved to modules of the same name: {shadowed}"
+
+
 @pytest.mark.parametrize(("package", "name"), EXPORTS, ids=[f"{p}.{n}" for p, n in EXPORTS])
 def test_public_name_has_a_runnable_example(package: str, name: str):
     obj = getattr(importlib.import_module(package), name)
