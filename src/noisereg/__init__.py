@@ -14,6 +14,12 @@ cross-entropy, exact accuracy). The library needs only torch and numpy; a part t
 (the bundled data sets, the compiled simulator, the Lasso oracle) names the extra to install.
 The reproduction lab (experiments, runner, report, benchmarks, the ``noisereg`` command) is
 :mod:`noisereg.lab`, installed with ``pip install 'noisereg[lab]'``.
+
+>>> import noisereg
+>>> noisereg.PerturbedOptimizer is noisereg.optim.PerturbedOptimizer
+True
+>>> noisereg.theory.group_lasso.__module__  # the function, not a module of the same name
+'noisereg.theory.group_sparse'
 """
 
 from noisereg._lazy import lazy_exports

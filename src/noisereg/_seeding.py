@@ -6,5 +6,13 @@ import torch
 
 
 def generator(seed: int) -> torch.Generator:
-    """A CPU generator seeded with ``seed``."""
+    """A CPU generator seeded with ``seed``.
+
+    >>> import torch
+    >>> from noisereg.models import generator
+    >>> generator(7).initial_seed()
+    7
+    >>> torch.equal(torch.rand(3, generator=generator(7)), torch.rand(3, generator=generator(7)))
+    True
+    """
     return torch.Generator().manual_seed(int(seed))

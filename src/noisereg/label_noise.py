@@ -36,6 +36,25 @@ class LabelNoise:
     ``ignore_index`` (``kind="flip"``; default -100, as ``F.cross_entropy`` and HuggingFace
     labels): class labels equal to it are returned unchanged (their draws are still made, so the
     noise of the other labels does not depend on which are ignored); ``None`` ignores nothing.
+
+    Rademacher noise moves every target by exactly +-delta; flipping with p = 1 changes every
+    label, leaving ignored ones:
+
+    >>> import torch
+    >>> from noisereg import LabelNoise
+    >>> y = torch.tensor([0.0, 1.0, 2.0])
+    >>> (LabelNoise("rademacher", 0.5)(y) - y).abs().tolist()
+    [0.5, 0.5, 0.5]
+    >>> labels = torch.tensor([0, 1, 2, -100])
+    >>> noisy = LabelNoise("flip", 1.0, num_classes=3)(labels)
+    >>> (noisy[:3] != labels[:3]).all().item(), noisy[3].item()
+    (True, -100)
+
+    The same seed and call count give the same noise:
+
+    >>> a, b = LabelNoise("gaussian", 0.1, seed=3), LabelNoise("gaussian", 0.1, seed=3)
+    >>> torch.equal(a(y), b(y)), a.state_dict()
+    (True, {'seed': 3, 'noise_sync': 'shared', 'calls': 1})
     """
 
     def __init__(self, kind: Literal["rademacher", "gaussian", "flip"], scale: float,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from noisereg.diagnostics.smoothed_loss import smoothed_loss
+from noisereg.diagnostics.smoothing import smoothed_loss
 from noisereg.optim import PerturbedOptimizer
 
 

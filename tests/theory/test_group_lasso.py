@@ -8,7 +8,7 @@ import torch
 from scipy.optimize import minimize_scalar
 from sklearn.linear_model import Lasso
 
-from noisereg.theory.group_lasso import (
+from noisereg.theory.group_sparse import (
     fitted_group_lasso,
     group_lasso,
     noise_injection_group_weights,

@@ -11,7 +11,7 @@ from sklearn.linear_model import Lasso
 from torch import nn
 from torch.func import functional_call, hessian
 
-from noisereg.diagnostics.smoothed_loss import smoothed_loss
+from noisereg.diagnostics.smoothing import smoothed_loss
 from noisereg.models.diagonal import DiagonalLinearNet
 from noisereg.optim import PerturbedOptimizer
 from noisereg.theory.noise_injection import (

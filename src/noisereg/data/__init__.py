@@ -1,4 +1,11 @@
-"""Data: bundled image sets and generated data models of the papers."""
+"""Data: bundled image sets and generated data models of the papers.
+
+>>> from noisereg import data
+>>> data.DATASETS
+('digits', 'mnist5k')
+>>> data.signal_noise(n=4, d=6, mu_norm=2.0, sigma_p=1.0).x.shape
+torch.Size([4, 2, 6])
+"""
 
 from noisereg._lazy import lazy_exports
 

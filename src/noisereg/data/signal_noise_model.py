@@ -26,7 +26,13 @@ from noisereg._validate import check_fraction, check_int, check_nonnegative, che
 @dataclass(frozen=True)
 class SignalNoise:
     """``x [n, 2, d]`` (signal patch first), labels ``y`` and ``clean_y`` in {-1, +1} ``[n]``,
-    the signal ``mu [d]``, the noise patches ``xi [n, d]`` and the ``flipped`` mask ``[n]``."""
+    the signal ``mu [d]``, the noise patches ``xi [n, d]`` and the ``flipped`` mask ``[n]``.
+
+    >>> from noisereg.data import signal_noise
+    >>> data = signal_noise(n=4, d=6, mu_norm=2.0, sigma_p=1.0)
+    >>> data.n, data.d, data.mu.tolist()
+    (4, 6, [2.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    """
 
     x: torch.Tensor
     y: torch.Tensor
@@ -46,7 +52,21 @@ class SignalNoise:
 
 def signal_noise(n: int, d: int, mu_norm: float, sigma_p: float, flip_prob: float = 0.0,
                  seed: int = 0, *, dtype: torch.dtype = torch.float32) -> SignalNoise:
-    """Draw ``n`` examples of the signal-noise model in dimension ``d`` (see the module doc)."""
+    """Draw ``n`` examples of the signal-noise model in dimension ``d`` (see the module doc).
+
+    The signal patch is ``y~ mu``, the noise is orthogonal to ``mu``, and ``flip_prob = 1``
+    flips every label:
+
+    >>> import torch
+    >>> from noisereg.data import signal_noise
+    >>> data = signal_noise(n=5, d=6, mu_norm=2.0, sigma_p=1.0, flip_prob=1.0)
+    >>> data.x.shape, torch.equal(data.x[:, 0], data.clean_y[:, None] * data.mu)
+    (torch.Size([5, 2, 6]), True)
+    >>> torch.equal(data.x[:, 1], data.xi), (data.xi @ data.mu).abs().max().item()
+    (True, 0.0)
+    >>> torch.equal(data.y, -data.clean_y), data.flipped.all().item()
+    (True, True)
+    """
     check_int("n", n, low=1)
     check_int("d", d, low=2)
     check_positive("mu_norm", mu_norm)

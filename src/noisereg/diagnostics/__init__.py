@@ -1,5 +1,14 @@
 """Diagnostics: Hessian trace and top eigenvalue, Monte-Carlo smoothed loss, signal-noise
-coefficients, function geometry."""
+coefficients, function geometry.
+
+>>> import torch
+>>> from noisereg import diagnostics
+>>> model = torch.nn.Linear(4, 1, bias=False)
+>>> def loss(out, t):  # H = X^T X / n = I: trace 4
+...     return 0.5 * ((out.squeeze(1) - t) ** 2).mean()
+>>> diagnostics.hessian_trace(model, loss, 2 * torch.eye(4), torch.zeros(4), probes=2).trace
+4.0
+"""
 
 from noisereg._lazy import lazy_exports
 
@@ -9,8 +18,8 @@ _EXPORTS = {
     "top_eigenvalue": "noisereg.diagnostics.hessian",
     "TraceEstimate": "noisereg.diagnostics.hessian",
     "EigenEstimate": "noisereg.diagnostics.hessian",
-    "smoothed_loss": "noisereg.diagnostics.smoothed_loss",
-    "MonteCarloEstimate": "noisereg.diagnostics.smoothed_loss",
+    "smoothed_loss": "noisereg.diagnostics.smoothing",
+    "MonteCarloEstimate": "noisereg.diagnostics.smoothing",
     # PEGR (Meng, Cao, Zou): signal learning vs noise memorization
     "signal_noise_coefficients": "noisereg.diagnostics.signal_noise",
     # function geometry (Kubo et al.)

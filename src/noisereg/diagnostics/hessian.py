@@ -47,7 +47,18 @@ _FLOAT32_ONE = 0x3F800000
 @dataclass(frozen=True)
 class TraceEstimate:
     """trace +- stderr from ``probes`` Hessian-vector products; ``per_layer`` maps a module name
-    (the parameter names' prefix before the last dot) to its own estimate."""
+    (the parameter names' prefix before the last dot) to its own estimate.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.diagnostics import hessian_trace
+    >>> model = nn.Sequential(nn.Linear(2, 1, bias=False))
+    >>> def loss(out, t):  # H = X^T X / n = diag(0.5, 2)
+    ...     return 0.5 * ((out.squeeze(1) - t) ** 2).mean()
+    >>> X, y = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.zeros(2)
+    >>> hessian_trace(model, loss, X, y, probes=4)  # diagonal H: every probe gives tr(H)
+    TraceEstimate(trace=2.5, stderr=0.0, probes=4, method='hutchinson', per_layer=None)
+    """
 
     trace: float
     stderr: float
@@ -58,6 +69,20 @@ class TraceEstimate:
 
 @dataclass(frozen=True)
 class EigenEstimate:
+    """The eigenvalue found by power iteration, the iterations run and whether it converged.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.diagnostics import top_eigenvalue
+    >>> model = nn.Sequential(nn.Linear(2, 1, bias=False))
+    >>> def loss(out, t):  # H = X^T X / n = diag(0.5, 2)
+    ...     return 0.5 * ((out.squeeze(1) - t) ** 2).mean()
+    >>> X, y = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.zeros(2)
+    >>> est = top_eigenvalue(model, loss, X, y)
+    >>> round(est.value, 3), est.converged
+    (2.0, True)
+    """
+
     value: float
     iterations: int
     converged: bool
@@ -134,6 +159,20 @@ def hessian_trace(model: nn.Module, loss: LossFn, inputs: Batch, targets: Batch,
     columns give Q = orth(H S), tr(Q^T H Q) is exact and Hutchinson on (I - QQ^T) H (I - QQ^T)
     uses the remaining probes - 2k; stderr is that of the Hutchinson part. Exact when
     k >= the number of parameters.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.diagnostics import hessian_trace
+    >>> model = nn.Sequential(nn.Linear(2, 1, bias=False))
+    >>> def loss(out, t):  # H = X^T X / n = diag(0.5, 2)
+    ...     return 0.5 * ((out.squeeze(1) - t) ** 2).mean()
+    >>> X, y = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.zeros(2)
+    >>> est = hessian_trace(model, loss, X, y, probes=4, per_layer=True)
+    >>> est.trace, est.stderr, est.per_layer["0"].trace  # tr(diag(0.5, 2)), exact
+    (2.5, 0.0, 2.5)
+    >>> est = hessian_trace(model, loss, X, y, probes=6, method="hutch++")  # k = 2 = dim
+    >>> round(est.trace, 6)
+    2.5
     """
     check_int("probes", probes, low=1)
     check_choice("method", method, ("hutchinson", "hutch++"))
@@ -181,7 +220,18 @@ def top_eigenvalue(model: nn.Module, loss: LossFn, inputs: Batch, targets: Batch
                    iters: int = 100, tol: float = 1e-4, seed: int = 0,
                    forward: Forward | None = None) -> EigenEstimate:
     """The Hessian eigenvalue of largest magnitude (the top one near a minimum) by power
-    iteration v <- Hv / ||Hv||, value = v^T H v; stops when it changes by < tol * |value|."""
+    iteration v <- Hv / ||Hv||, value = v^T H v; stops when it changes by < tol * |value|.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.diagnostics import top_eigenvalue
+    >>> model = nn.Sequential(nn.Linear(2, 1, bias=False))
+    >>> def loss(out, t):  # H = X^T X / n = diag(0.5, 2)
+    ...     return 0.5 * ((out.squeeze(1) - t) ** 2).mean()
+    >>> X, y = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.zeros(2)
+    >>> round(top_eigenvalue(model, loss, X, y).value, 3)  # the largest of 0.5, 2
+    2.0
+    """
     check_int("iters", iters, low=1)
     check_positive("tol", tol)
     hess = _Hessian(model, loss, inputs, targets, forward)

@@ -50,7 +50,25 @@ class SignalNoiseCoefficients:
 def signal_noise_coefficients(model: PatchCNN, mu: torch.Tensor,
                               xi: torch.Tensor) -> SignalNoiseCoefficients:
     """``gamma`` and ``rho`` of ``model``'s filters for the signal ``mu [d]`` and the noise
-    patches ``xi [n, d]``."""
+    patches ``xi [n, d]``.
+
+    Filters moved by ``mu / ||mu||^2`` from their initialisation learned signal
+    ``gamma = j = +-1`` and memorized no noise:
+
+    >>> import torch
+    >>> from noisereg.data import signal_noise
+    >>> from noisereg.diagnostics import signal_noise_coefficients
+    >>> from noisereg.models import PatchCNN
+    >>> data = signal_noise(n=3, d=8, mu_norm=2.0, sigma_p=1.0)
+    >>> model = PatchCNN(d=8, m=2)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.add_(data.mu / data.mu.square().sum())
+    >>> c = signal_noise_coefficients(model, data.mu, data.xi)
+    >>> c.gamma.shape, c.rho.shape
+    (torch.Size([2, 2]), torch.Size([2, 2, 3]))
+    >>> c.gamma.round(decimals=4).tolist(), c.max_abs_rho < 1e-6
+    ([[1.0, 1.0], [-1.0, -1.0]], True)
+    """
     if not isinstance(model, PatchCNN):
         raise TypeError(f"model must be a PatchCNN, got {type(model).__name__}")
     if not isinstance(mu, torch.Tensor) or mu.shape != (model.d,):

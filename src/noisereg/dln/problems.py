@@ -20,6 +20,14 @@ def sparse_regression(n: int, d: int, k: int, *, seed: int,
     signs (or +1 when not ``signed``). With ``max_irrepresentable``, X is redrawn (same seed
     stream) until ||X_{S^c}^T X_S (X_S^T X_S)^{-1} sign(beta*_S)||_inf < max_irrepresentable.
     Returns (X, y, beta_star).
+
+    >>> import numpy as np
+    >>> from noisereg.dln import sparse_regression
+    >>> X, y, beta_star = sparse_regression(n=5, d=10, k=2, seed=0, magnitudes=3.0)
+    >>> X.shape, np.allclose((X**2).mean(axis=0), 1.0), np.allclose(X @ beta_star, y)
+    ((5, 10), True, True)
+    >>> int(np.count_nonzero(beta_star)), np.unique(np.abs(beta_star)).tolist()
+    (2, [0.0, 3.0])
     """
     check_int("n", n, low=1)
     check_int("d", d, low=1)
@@ -47,5 +55,11 @@ def sparse_regression(n: int, d: int, k: int, *, seed: int,
 
 
 def relative_error(estimate: np.ndarray, target: np.ndarray) -> float:
-    """||estimate - target|| / ||target||."""
+    """||estimate - target|| / ||target||.
+
+    >>> import numpy as np
+    >>> from noisereg.dln import relative_error
+    >>> relative_error(np.array([3.0, 4.0]), np.array([0.0, 8.0]))  # ||(3, -4)|| / 8
+    0.625
+    """
     return float(np.linalg.norm(estimate - target) / np.linalg.norm(target))

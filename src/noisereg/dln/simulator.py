@@ -49,6 +49,16 @@ class Trace:
     distances
     ||b - reference|| / ||reference|| (absolute if the reference is 0), shape (T,) or (T, k)
     for k references, None without reference.
+
+    >>> import numpy as np
+    >>> from noisereg.dln import gradient_descent
+    >>> X, y = np.array([[1.0, 2.0]]), np.array([2.0])
+    >>> res = gradient_descent(X, y, step_size=0.05, steps=4000, init_scale=0.01)
+    >>> trace = res.trace
+    >>> int(trace.steps[-1]), trace.averages.shape[1], trace.distance is None
+    (4000, 2, True)
+    >>> bool(trace.loss[0] > trace.loss[-1]), bool(np.allclose(trace.time, 0.05 * trace.steps))
+    (True, True)
     """
 
     steps: np.ndarray
@@ -63,7 +73,15 @@ class Trace:
 @dataclass(frozen=True)
 class DLNResult:
     """``beta_avg``: mean of beta over the steps after ``average_from`` of the run;
-    ``beta_last``, ``u``, ``v``: the final iterate; ``trace``: see :class:`Trace`."""
+    ``beta_last``, ``u``, ``v``: the final iterate; ``trace``: see :class:`Trace`.
+
+    >>> import numpy as np
+    >>> from noisereg.dln import gradient_descent
+    >>> X, y = np.array([[1.0, 2.0]]), np.array([2.0])
+    >>> res = gradient_descent(X, y, step_size=0.05, steps=4000, init_scale=0.01)
+    >>> np.allclose(res.beta_last, res.u**2 - res.v**2), np.allclose(X @ res.beta_last, y)
+    (True, True)
+    """
 
     beta_avg: np.ndarray
     beta_last: np.ndarray
@@ -121,6 +139,16 @@ def label_noise_sgd(X: np.ndarray, y: np.ndarray, *, step_size: float, delta: fl
     ``steps``. ``reference`` (shape (d,), or (k, d) for k of them), e.g. the Lasso solution, adds
     distances to the trace, recorded at about ``trace_points`` log-spaced steps.
     Raises ValueError if the run diverges (step size too large).
+
+    The time average approaches the Lasso with lambda = gamma delta^2 / B (unit columns):
+
+    >>> from noisereg.dln import label_noise_sgd, relative_error, sparse_regression
+    >>> from noisereg.theory import label_noise_lasso_penalty, lasso
+    >>> X, y, beta_star = sparse_regression(n=10, d=20, k=2, seed=0)
+    >>> res = label_noise_sgd(X, y, step_size=0.02, delta=0.5, steps=100_000, init_scale=0.1)
+    >>> target = lasso(X, y, label_noise_lasso_penalty(step_size=0.02, delta=0.5))
+    >>> relative_error(res.beta_avg, target) < 0.01
+    True
     """
     X, y = as_design(X, y)
     n, d = X.shape
@@ -193,6 +221,19 @@ def gradient_descent(X: np.ndarray, y: np.ndarray, *, step_size: float, steps: i
 
     Label-noise SGD with B = n and delta = 0 (no random draw); for small gamma it tracks the
     gradient flow, whose limit is :func:`noisereg.theory.hypentropy_interpolator`.
+
+    From a small initialisation it reaches about the minimum-L1 interpolator (0, 1):
+
+    >>> import numpy as np
+    >>> from noisereg.dln import gradient_descent
+    >>> X, y = np.array([[1.0, 2.0]]), np.array([2.0])
+    >>> res = gradient_descent(X, y, step_size=0.05, steps=4000, init_scale=0.01)
+    >>> from noisereg.dln import relative_error
+    >>> from noisereg.theory import hypentropy_interpolator
+    >>> relative_error(res.beta_last, hypentropy_interpolator(X, y, init_scale=0.01)) < 0.01
+    True
+    >>> res.beta_last.round(1)
+    array([0., 1.])
     """
     n = as_design(X)[0].shape[0]
     return label_noise_sgd(X, y, step_size=step_size, delta=0.0, steps=steps,

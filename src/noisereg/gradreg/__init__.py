@@ -1,6 +1,11 @@
 """Per-example gradient regularization (Meng, Cao, Zou 2023): differentiable per-example
 gradient norms (ghost, vmap and loop backends), the PEGR and GR penalties and the regularized
-training objective. See :mod:`noisereg.gradreg.penalties` for use under DDP."""
+training objective. See :mod:`noisereg.gradreg.penalties` for use under DDP.
+
+>>> from noisereg import gradreg
+>>> gradreg.BACKENDS, gradreg.PENALTIES
+(('auto', 'ghost', 'vmap', 'loop'), ('pegr', 'gr'))
+"""
 
 from noisereg.gradreg._plan import (
     BackendChoice,

@@ -24,13 +24,44 @@ _KEPT = 4  # plans kept per model (configurations it alternates between)
 
 class FallbackWarning(UserWarning):
     """``backend='auto'`` did not use the ghost backend for a model (issued once per model
-    configuration; :func:`backend_choice` gives the reasons)."""
+    configuration; :func:`backend_choice` gives the reasons).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import FallbackWarning, per_example_sq_grad_norms
+    >>> class Scale(nn.Module):  # out = x * w: no built-in ghost rule
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.w = nn.Parameter(torch.ones(2))
+    ...     def forward(self, x):
+    ...         return x * self.w
+    >>> model = nn.Sequential(Scale(), nn.Linear(2, 1))
+    >>> def loss(out, t):
+    ...     return (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.ones(3, 2), torch.zeros(3)
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = per_example_sq_grad_norms(model, loss, x, y)
+    >>> any(issubclass(w.category, FallbackWarning) for w in caught)
+    True
+    """
 
 
 @dataclass(frozen=True)
 class BackendChoice:
     """The backend ``auto`` uses for a model and why the faster ones were not used:
-    ``refused`` maps each skipped backend to its reason."""
+    ``refused`` maps each skipped backend to its reason.
+
+    >>> import torch
+    >>> from noisereg.gradreg import backend_choice, per_example_sq_grad_norms
+    >>> model = torch.nn.Linear(2, 1)
+    >>> def loss(out, t):
+    ...     return (out.squeeze(1) - t) ** 2
+    >>> _ = per_example_sq_grad_norms(model, loss, torch.ones(3, 2), torch.zeros(3))
+    >>> backend_choice(model)
+    BackendChoice(backend='ghost', refused={})
+    """
 
     backend: str
     refused: dict[str, str] = field(default_factory=dict)
@@ -146,6 +177,22 @@ def uncovered_modules(model: nn.Module) -> list[str]:
     falls back to vmap or loop. Empty does not promise that ghost applies: it also refuses a
     parameter used outside its module's forward (functional weight tying), which only the
     forward pass shows.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import uncovered_modules
+    >>> class Scale(nn.Module):  # out = x * w: no built-in ghost rule
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.w = nn.Parameter(torch.ones(2))
+    ...     def forward(self, x):
+    ...         return x * self.w
+    >>> model = nn.Sequential(Scale(), nn.Linear(2, 1))
+    >>> def loss(out, t):
+    ...     return (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.ones(3, 2), torch.zeros(3)
+    >>> uncovered_modules(model)
+    ['0 (Scale): no ghost rule for this module type']
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -154,5 +201,29 @@ def uncovered_modules(model: nn.Module) -> list[str]:
 
 def backend_choice(model: nn.Module) -> BackendChoice | None:
     """The backend ``backend='auto'`` used in the last call on ``model`` in its current
-    configuration and the reasons it skipped the faster ones (None before any such call)."""
+    configuration and the reasons it skipped the faster ones (None before any such call).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import backend_choice, per_example_sq_grad_norms
+    >>> class Scale(nn.Module):  # out = x * w: no built-in ghost rule
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.w = nn.Parameter(torch.ones(2))
+    ...     def forward(self, x):
+    ...         return x * self.w
+    >>> model = nn.Sequential(Scale(), nn.Linear(2, 1))
+    >>> def loss(out, t):
+    ...     return (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.ones(3, 2), torch.zeros(3)
+    >>> backend_choice(model) is None
+    True
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # the FallbackWarning
+    ...     _ = per_example_sq_grad_norms(model, loss, x, y)
+    >>> choice = backend_choice(model)
+    >>> choice.backend, list(choice.refused)
+    ('vmap', ['ghost'])
+    """
     return plan_for(model).choice

@@ -183,6 +183,27 @@ def register_ghost_rule(module_type: type[nn.Module], rule: Rule) -> None:
     a model whose parameters get gradient outside the module's calls, and the first call on each
     model is compared with the per-example loop (see
     :func:`noisereg.gradreg.per_example_sq_grad_norms`).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import (per_example_sq_grad_norms, register_ghost_rule,
+    ...                               uncovered_modules)
+    >>> class Scale(nn.Module):  # out = x * w: no built-in ghost rule
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.w = nn.Parameter(torch.ones(2))
+    ...     def forward(self, x):
+    ...         return x * self.w
+    >>> model = nn.Sequential(Scale(), nn.Linear(2, 1))
+    >>> def loss(out, t):
+    ...     return (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.ones(3, 2), torch.zeros(3)
+    >>> register_ghost_rule(Scale, lambda m, calls: (calls[0][0] * calls[0][1]).square().sum(1))
+    >>> uncovered_modules(model)
+    []
+    >>> torch.allclose(per_example_sq_grad_norms(model, loss, x, y, backend="ghost"),
+    ...                per_example_sq_grad_norms(model, loss, x, y, backend="loop"))
+    True
     """
     global _registrations
     if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):

@@ -232,6 +232,21 @@ def per_example_sq_grad_norms(model: nn.Module, per_example_loss: LossFn, inputs
     parameters (for penalties such as PEGR); otherwise it is detached. A
     ``DistributedDataParallel`` model is accepted (the vmap and loop backends work on its
     ``.module``). See the module docstring for the backends and the batch formats.
+
+    For a linear model and squared loss ``||grad_w l_i||^2 = r_i^2 ||x_i||^2``:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import per_example_sq_grad_norms
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = nn.init.zeros_(model.weight)  # residuals r = -y
+    >>> def loss(out, t):  # l_i = r_i^2 / 2, grad_w l_i = r_i x_i
+    ...     return 0.5 * (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.tensor([[1.0, 0.0], [3.0, 4.0]]), torch.tensor([1.0, 2.0])
+    >>> per_example_sq_grad_norms(model, loss, x, y).tolist()  # 1 * 1, 4 * 25
+    [1.0, 100.0]
+    >>> per_example_sq_grad_norms(model, loss, x, y, backend="loop").tolist()
+    [1.0, 100.0]
     """
     return losses_and_norms(model, per_example_loss, inputs, targets, forward=forward,
                             backend=backend, create_graph=create_graph)[1]

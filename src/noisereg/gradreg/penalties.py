@@ -62,7 +62,21 @@ def _losses(model: nn.Module, loss_fn: LossFn, inputs: Batch, targets: Batch,
 
 def pegr_penalty(model: nn.Module, per_example_loss: LossFn, inputs: Batch, targets: Batch, *,
                  forward: Forward | None = None, backend: Backend = "auto") -> Tensor:
-    """``P_PEGR = (1/B) sum_i ||grad_theta l_i||^2``, differentiable (Meng, Cao, Zou 2023)."""
+    """``P_PEGR = (1/B) sum_i ||grad_theta l_i||^2``, differentiable (Meng, Cao, Zou 2023).
+
+    With per-example norms ``r_i^2 ||x_i||^2 = 1, 100``:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import pegr_penalty
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = nn.init.zeros_(model.weight)  # residuals r = -y
+    >>> def loss(out, t):  # l_i = r_i^2 / 2, grad_w l_i = r_i x_i
+    ...     return 0.5 * (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.tensor([[1.0, 0.0], [3.0, 4.0]]), torch.tensor([1.0, 2.0])
+    >>> pegr_penalty(model, loss, x, y).item()  # (1 + 100) / 2
+    50.5
+    """
     return losses_and_norms(model, per_example_loss, inputs, targets, forward=forward,
                             backend=backend, create_graph=True)[1].mean()
 
@@ -70,7 +84,21 @@ def pegr_penalty(model: nn.Module, per_example_loss: LossFn, inputs: Batch, targ
 def gr_penalty(model: nn.Module, per_example_loss: LossFn, inputs: Batch, targets: Batch, *,
                forward: Forward | None = None) -> Tensor:
     """``P_GR = ||grad_theta L_S||^2`` of the batch-mean loss, differentiable (Barrett & Dherin
-    2021)."""
+    2021).
+
+    ``grad_w L_S = (r_1 x_1 + r_2 x_2) / 2 = (-3.5, -4)``:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import gr_penalty
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = nn.init.zeros_(model.weight)  # residuals r = -y
+    >>> def loss(out, t):  # l_i = r_i^2 / 2, grad_w l_i = r_i x_i
+    ...     return 0.5 * (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.tensor([[1.0, 0.0], [3.0, 4.0]]), torch.tensor([1.0, 2.0])
+    >>> gr_penalty(model, loss, x, y).item()  # 3.5^2 + 4^2
+    28.25
+    """
     return loss_and_penalty(model, per_example_loss, inputs, targets, penalty="gr",
                             forward=forward)[1]
 
@@ -78,7 +106,20 @@ def gr_penalty(model: nn.Module, per_example_loss: LossFn, inputs: Batch, target
 def loss_and_penalty(model: nn.Module, per_example_loss: LossFn, inputs: Batch,
                      targets: Batch, *, penalty: Penalty = "pegr", backend: Backend = "auto",
                      forward: Forward | None = None) -> tuple[Tensor, Tensor]:
-    """``(L_S, P)`` from one forward pass when possible (PEGR with the ghost backend, GR)."""
+    """``(L_S, P)`` from one forward pass when possible (PEGR with the ghost backend, GR).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import loss_and_penalty
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = nn.init.zeros_(model.weight)  # residuals r = -y
+    >>> def loss(out, t):  # l_i = r_i^2 / 2, grad_w l_i = r_i x_i
+    ...     return 0.5 * (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.tensor([[1.0, 0.0], [3.0, 4.0]]), torch.tensor([1.0, 2.0])
+    >>> data, penalty = loss_and_penalty(model, loss, x, y)
+    >>> data.item(), penalty.item()  # (1/2 + 4/2) / 2, (1 + 100) / 2
+    (1.25, 50.5)
+    """
     check_choice("penalty", penalty, PENALTIES)
     if penalty == "pegr":
         losses, norms = losses_and_norms(model, per_example_loss, inputs, targets,
@@ -104,6 +145,21 @@ def regularized_loss(model: nn.Module, per_example_loss: LossFn, inputs: Batch, 
     """``L_S + lam * P`` with ``P`` the PEGR or GR penalty, ready for ``.backward()``.
 
     ``lam = 0`` returns ``L_S`` alone without computing the penalty (plain training).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import regularized_loss
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = nn.init.zeros_(model.weight)  # residuals r = -y
+    >>> def loss(out, t):  # l_i = r_i^2 / 2, grad_w l_i = r_i x_i
+    ...     return 0.5 * (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.tensor([[1.0, 0.0], [3.0, 4.0]]), torch.tensor([1.0, 2.0])
+    >>> round(regularized_loss(model, loss, x, y, lam=0.1).item(), 4)  # 1.25 + 0.1 * 50.5
+    6.3
+    >>> regularized_loss(model, loss, x, y, lam=1.0, penalty="gr").item()  # 1.25 + 28.25
+    29.5
+    >>> regularized_loss(model, loss, x, y, lam=0.0).item()
+    1.25
     """
     lam = check_nonnegative("lam", lam)
     if lam == 0:
@@ -121,7 +177,22 @@ class PenalizedLoss:
     """The objective ``L_S + lam * P`` as a callable: ``PEGR(model, per_example_loss, lam)(x, y)``
     returns the loss to backpropagate (one forward pass with the ghost backend);
     ``last_loss`` and ``last_penalty`` keep the two terms of the last call (floats, for
-    logging) and :attr:`choice` the backend ``auto`` uses and why."""
+    logging) and :attr:`choice` the backend ``auto`` uses and why.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import PEGR
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = nn.init.zeros_(model.weight)  # residuals r = -y
+    >>> def loss(out, t):  # l_i = r_i^2 / 2, grad_w l_i = r_i x_i
+    ...     return 0.5 * (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.tensor([[1.0, 0.0], [3.0, 4.0]]), torch.tensor([1.0, 2.0])
+    >>> objective = PEGR(model, loss, lam=0.1)
+    >>> round(objective(x, y).item(), 4), objective.last_loss, objective.last_penalty
+    (6.3, 1.25, 50.5)
+    >>> objective.choice
+    BackendChoice(backend='ghost', refused={})
+    """
 
     penalty: Penalty
 
@@ -148,12 +219,36 @@ class PenalizedLoss:
 
 
 class PEGR(PenalizedLoss):
-    """``L_S + lam * P_PEGR`` as a callable (see :class:`PenalizedLoss`)."""
+    """``L_S + lam * P_PEGR`` as a callable (see :class:`PenalizedLoss`).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import PEGR
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = nn.init.zeros_(model.weight)  # residuals r = -y
+    >>> def loss(out, t):  # l_i = r_i^2 / 2, grad_w l_i = r_i x_i
+    ...     return 0.5 * (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.tensor([[1.0, 0.0], [3.0, 4.0]]), torch.tensor([1.0, 2.0])
+    >>> PEGR(model, loss, lam=1.0)(x, y).item()  # 1.25 + (1 + 100) / 2
+    51.75
+    """
 
     penalty: Penalty = "pegr"
 
 
 class GR(PenalizedLoss):
-    """``L_S + lam * P_GR`` as a callable (see :class:`PenalizedLoss`)."""
+    """``L_S + lam * P_GR`` as a callable (see :class:`PenalizedLoss`).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.gradreg import GR
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = nn.init.zeros_(model.weight)  # residuals r = -y
+    >>> def loss(out, t):  # l_i = r_i^2 / 2, grad_w l_i = r_i x_i
+    ...     return 0.5 * (out.squeeze(1) - t) ** 2
+    >>> x, y = torch.tensor([[1.0, 0.0], [3.0, 4.0]]), torch.tensor([1.0, 2.0])
+    >>> GR(model, loss, lam=1.0)(x, y).item()  # 1.25 + 3.5^2 + 4^2
+    29.5
+    """
 
     penalty: Penalty = "gr"

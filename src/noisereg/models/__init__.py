@@ -1,4 +1,10 @@
-"""Models of the papers: MLPs, diagonal linear networks, the patch CNN of the signal-noise model."""
+"""Models of the papers: MLPs, diagonal linear networks, the patch CNN of the signal-noise model.
+
+>>> import torch
+>>> from noisereg import models
+>>> models.MLP(4, [8], 3, seed=0)(torch.ones(5, 4)).shape
+torch.Size([5, 3])
+"""
 
 from noisereg._lazy import lazy_exports
 

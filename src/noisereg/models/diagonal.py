@@ -18,7 +18,16 @@ from noisereg._validate import check_choice, check_int, check_positive
 
 
 class DiagonalLinearNet(nn.Module):
-    """f(X) = X @ beta with beta = u*u - v*v (or u*u); parameters ``u`` (and ``v``) of size d."""
+    """f(X) = X @ beta with beta = u*u - v*v (or u*u); parameters ``u`` (and ``v``) of size d.
+
+    >>> import torch
+    >>> from noisereg.models import DiagonalLinearNet
+    >>> DiagonalLinearNet(3, init_scale=0.5).beta.tolist()  # 0.5^2 - 0.5^2
+    [0.0, 0.0, 0.0]
+    >>> net = DiagonalLinearNet(3, parametrization="u2", init_scale=0.5)
+    >>> net.beta.tolist(), net(torch.eye(3)).tolist()
+    ([0.25, 0.25, 0.25], [0.25, 0.25, 0.25])
+    """
 
     def __init__(self, d: int, parametrization: Literal["u2-v2", "u2"] = "u2-v2",
                  init_scale: float = 0.1) -> None:

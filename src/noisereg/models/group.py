@@ -15,7 +15,16 @@ from noisereg._validate import check_int, check_positive
 
 class GroupNet(nn.Module):
     """f(X) = X @ beta with beta_{G_j} = v_j w_j; parameters ``v`` (groups,) and ``w``
-    (groups, k)."""
+    (groups, k).
+
+    >>> import torch
+    >>> from noisereg.models import GroupNet
+    >>> net = GroupNet(groups=2, k=3, init_scale=0.5)
+    >>> net.beta.tolist()  # v_j w_j = 0.25 in 2 groups of 3
+    [0.25, 0.25, 0.25, 0.25, 0.25, 0.25]
+    >>> net(torch.ones(4, 6)).tolist()
+    [1.5, 1.5, 1.5, 1.5]
+    """
 
     def __init__(self, groups: int, k: int, init_scale: float = 0.5) -> None:
         super().__init__()

@@ -12,7 +12,16 @@ from torch import nn
 @torch.no_grad()
 def he_init_(module: nn.Module, gen: torch.Generator) -> nn.Module:
     """Materialise ``module`` on the CPU and draw every Linear / Conv weight from He's normal
-    N(0, 2 / fan_in) with ``gen``; biases start at zero, norm layers at (1, 0)."""
+    N(0, 2 / fan_in) with ``gen``; biases start at zero, norm layers at (1, 0).
+
+    >>> from torch import nn
+    >>> from noisereg.models import generator, he_init_
+    >>> layer = he_init_(nn.Linear(1000, 100, device="meta"), generator(0))
+    >>> layer.weight.device.type, layer.bias.abs().max().item()
+    ('cpu', 0.0)
+    >>> abs(layer.weight.var().item() * 1000 / 2 - 1) < 0.05  # variance 2 / fan_in
+    True
+    """
     if any(p.is_meta for p in module.parameters()):
         module.to_empty(device="cpu")
     for m in module.modules():

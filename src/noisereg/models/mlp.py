@@ -18,6 +18,14 @@ class MLP(nn.Sequential):
 
     Built on the meta device and initialised from ``torch.Generator().manual_seed(seed)``:
     the same seed gives the same weights and the global RNG is never touched.
+
+    >>> import torch
+    >>> from noisereg.models import MLP
+    >>> net = MLP(4, [8, 8], 3, seed=0)
+    >>> [tuple(m.weight.shape) for m in net.linears], net(torch.ones(5, 2, 2)).shape
+    ([(8, 4), (8, 8), (3, 8)], torch.Size([5, 3]))
+    >>> torch.equal(net[0].weight, MLP(4, [8, 8], 3, seed=0)[0].weight)
+    True
     """
 
     def __init__(self, in_features: int, widths: Sequence[int], out_features: int, *,

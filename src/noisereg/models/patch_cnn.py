@@ -28,6 +28,18 @@ class PatchCNN(nn.Module):
     ``weight`` is the trainable filter matrix ``[2m, d]``; ``initial`` keeps ``W^0`` (a
     buffer) for the signal / noise decomposition of
     :func:`noisereg.diagnostics.signal_noise_coefficients`.
+
+    With equal filters for both classes the two halves cancel: f = 0.
+
+    >>> import torch
+    >>> from noisereg.models import PatchCNN
+    >>> model = PatchCNN(d=5, m=2, q=3.0)
+    >>> model.weight.shape, model(torch.ones(4, 2, 5)).shape
+    (torch.Size([4, 5]), torch.Size([4]))
+    >>> with torch.no_grad():
+    ...     _ = model.weight.fill_(1.0)
+    >>> model(torch.ones(4, 2, 5)).tolist()
+    [0.0, 0.0, 0.0, 0.0]
     """
 
     def __init__(self, d: int, m: int, q: float = 3.0, sigma0: float = 0.01, seed: int = 0,

@@ -1,6 +1,6 @@
 """One perturbation primitive: plan the noise of a step, move the planned parameters to
 w + noise and back, bitwise. Used by :class:`~noisereg.PerturbedOptimizer` and by the
-Monte-Carlo smoothed loss of :mod:`noisereg.diagnostics.smoothed_loss`."""
+Monte-Carlo smoothed loss of :mod:`noisereg.diagnostics.smoothing`."""
 
 from __future__ import annotations
 

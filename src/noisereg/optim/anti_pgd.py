@@ -37,6 +37,24 @@ class AntiPGD(NoiseWrapper):
     loss or noise: every xi_{n+1} is drawn and checked before the base step, so a refused step
     leaves the weights and the state as they were. ``copy.deepcopy`` and ``pickle`` give an
     optimizer with the same future.
+
+    With plain SGD, z_n = w_n - xi_n takes gradient steps: on a linear loss (gradient 1
+    everywhere) z moves by exactly -lr per step, whatever the noise:
+
+    >>> import torch
+    >>> from noisereg.optim import AntiPGD
+    >>> w = torch.nn.Parameter(torch.zeros(2))
+    >>> opt = AntiPGD([w], torch.optim.SGD, sigma=0.01, lr=0.1)
+    >>> def closure():
+    ...     opt.zero_grad()
+    ...     loss = w.sum()
+    ...     loss.backward()
+    ...     return loss
+    >>> _ = opt.step(closure)
+    >>> z1 = w.detach() - opt.xi(w)
+    >>> _ = opt.step(closure)
+    >>> torch.allclose(w.detach() - opt.xi(w) - z1, torch.full((2,), -0.1))
+    True
     """
 
     def __init__(self, params: Iterable[Any], base: type[Optimizer], *, sigma: float,

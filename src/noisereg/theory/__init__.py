@@ -1,4 +1,9 @@
-"""Closed forms and exact solvers: the oracles the methods are checked against."""
+"""Closed forms and exact solvers: the oracles the methods are checked against.
+
+>>> from noisereg import theory
+>>> theory.label_noise_lasso_penalty(step_size=0.5, delta=1.0, batch_size=2)  # gamma delta^2 / B
+0.25
+"""
 
 from noisereg._lazy import lazy_exports
 
@@ -20,9 +25,9 @@ _EXPORTS = {
     "nuclear_norm_solution": "noisereg.theory.noise_injection",
     "singular_value_threshold": "noisereg.theory.noise_injection",
     "two_layer_linear_net": "noisereg.theory.noise_injection",
-    "group_lasso": "noisereg.theory.group_lasso",
-    "fitted_group_lasso": "noisereg.theory.group_lasso",
-    "noise_injection_group_weights": "noisereg.theory.group_lasso",
+    "group_lasso": "noisereg.theory.group_sparse",
+    "fitted_group_lasso": "noisereg.theory.group_sparse",
+    "noise_injection_group_weights": "noisereg.theory.group_sparse",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -42,6 +42,17 @@ def hypentropy_interpolator(X: np.ndarray, y: np.ndarray, init_scale: float,
 
     Requires X of full row rank (n <= d); for ``"u2"`` a non-negative interpolator must exist.
     Stops when ||X beta - y||_inf <= tol * max(1, ||y||_inf); ValueError if that fails.
+
+    Small alpha gives the minimum-L1 interpolator of x = (1, 2), y = 2, large alpha the
+    minimum-L2 one (0.4, 0.8):
+
+    >>> import numpy as np
+    >>> from noisereg.theory import hypentropy_interpolator
+    >>> X, y = np.array([[1.0, 2.0]]), np.array([2.0])
+    >>> hypentropy_interpolator(X, y, 1e-3).round(2)
+    array([0., 1.])
+    >>> hypentropy_interpolator(X, y, 10.0).round(2)
+    array([0.4, 0.8])
     """
     X, y = as_design(X, y)
     alpha = check_positive("init_scale", init_scale)

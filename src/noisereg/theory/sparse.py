@@ -19,7 +19,13 @@ from noisereg._validate import as_design, check_int, check_nonnegative, check_po
 
 
 def column_weights(X: np.ndarray) -> np.ndarray:
-    """Per-column weights ||X_j||^2 / n (all 1 for unit columns)."""
+    """Per-column weights ||X_j||^2 / n (all 1 for unit columns).
+
+    >>> import numpy as np
+    >>> from noisereg.theory import column_weights
+    >>> column_weights(np.array([[1.0, 0.0], [3.0, 4.0]]))  # (1 + 9) / 2, 16 / 2
+    array([5., 8.])
+    """
     X, _ = as_design(X)
     return (X**2).mean(axis=0)
 
@@ -32,6 +38,13 @@ def label_noise_lasso_penalty(step_size: float, delta: float, batch_size: int = 
     ||X_j||^2 / n = 1. With ``X`` the vector of per-column penalties
     lambda_j = lambda ||X_j||^2 / n, to pass as ``lasso(X, y, 1.0, weights=lambda_j)``.
     gamma is the step size, delta the label-noise standard deviation, B the batch size.
+
+    >>> import numpy as np
+    >>> from noisereg.theory import label_noise_lasso_penalty
+    >>> label_noise_lasso_penalty(0.1, 2.0, batch_size=4)  # 0.1 * 2^2 / 4
+    0.1
+    >>> label_noise_lasso_penalty(0.1, 2.0, batch_size=4, X=np.array([[1.0, 0.0], [3.0, 4.0]]))
+    array([0.5, 0.8])
     """
     gamma = check_positive("step_size", step_size)
     delta = check_nonnegative("delta", delta)
@@ -47,6 +60,16 @@ def lasso(X: np.ndarray, y: np.ndarray, lam: float, weights: np.ndarray | None =
     Solved by scikit-learn's coordinate descent on rescaled columns X_j / w_j (then
     beta_j = c_j / w_j), no intercept, tight tolerance. ``weights`` (all > 0) default to 1;
     ``positive`` restricts to beta >= 0 (the u*u parametrization).
+
+    With X^T X / n = I the solution soft-thresholds X^T y / n = (2, 1) by lam:
+
+    >>> import numpy as np
+    >>> from noisereg.theory import lasso
+    >>> X, y = np.array([[1.0, 1.0], [1.0, -1.0]]), np.array([3.0, 1.0])
+    >>> lasso(X, y, 0.5).round(6)
+    array([1.5, 0.5])
+    >>> lasso(X, y, 0.5, weights=np.array([1.0, 4.0])).round(6)  # lam w_2 = 2 > 1
+    array([1.5, 0. ])
     """
     X, y = as_design(X, y)
     lam = check_positive("lam", lam)
@@ -68,6 +91,16 @@ def irrepresentable_constant(X: np.ndarray, support: np.ndarray, signs: np.ndarr
 
     ``support``: indices of S or a boolean mask of length d; ``signs``: sign(beta*_S), one per
     element of S (in the order of the indices). Returns 0 when S^c is empty.
+
+    With X_S = I the constant is |<x_3, sign_S>| for the third column x_3 = (0.6, 0.8):
+
+    >>> import numpy as np
+    >>> from noisereg.theory import irrepresentable_constant
+    >>> X = np.array([[1.0, 0.0, 0.6], [0.0, 1.0, 0.8]])
+    >>> round(irrepresentable_constant(X, [0, 1], [1, 1]), 6)  # 0.6 + 0.8
+    1.4
+    >>> round(irrepresentable_constant(X, [0, 1], [1, -1]), 6)  # |0.6 - 0.8|
+    0.2
     """
     X, _ = as_design(X)
     d = X.shape[1]

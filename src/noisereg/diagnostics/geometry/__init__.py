@@ -15,6 +15,12 @@ For a pair ``(x_a, x_b)``: ``x(t) = (1 - t) x_a + t x_b`` on the grid ``t_k = k 
 * :func:`segment_measures` / :func:`profile_measures`: per pair measures (see
   :data:`MEASURES`) with mean and std over pairs;
 * :func:`local_complexity`: density of ReLU boundaries near points (Humayun et al. 2024).
+
+>>> from noisereg.diagnostics.geometry import DEFAULT_MEASURES, MEASURES
+>>> DEFAULT_MEASURES[:3]
+('gradient_gap_deviation', 'relative_gradient_gap_deviation', 'gradient_deflection')
+>>> set(DEFAULT_MEASURES) <= set(MEASURES), len(MEASURES)
+(True, 12)
 """
 
 from noisereg.diagnostics.geometry.complexity import local_complexity

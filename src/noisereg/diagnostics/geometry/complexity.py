@@ -49,6 +49,19 @@ def local_complexity(f: Function, x: torch.Tensor, *, radius: float,
     ``seed``) or an explicit ``(m, input_size)`` tensor of directions. ``activations`` as in
     :func:`segment_profiles`. Returns ``(n,)`` counts (float). Costs ``2m`` forward passes per
     point, ``chunk`` vertices per pass.
+
+    Three first-layer neurons with hyperplanes at x = 0, 0.5 and 2 on the line: within radius
+    1 of x = 0 two of them, of x = 2.5 one:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from noisereg.diagnostics import local_complexity
+    >>> layer = nn.Linear(1, 3)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.fill_(1.0), layer.bias.copy_(torch.tensor([0.0, -0.5, -2.0]))
+    >>> local_complexity(nn.Sequential(layer, nn.ReLU()), torch.tensor([[0.0], [2.5]]),
+    ...                  radius=1.0, directions=1).tolist()
+    [2.0, 1.0]
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
         raise ValueError("x must be a floating tensor of shape (n, *input_shape)")

@@ -123,7 +123,19 @@ _HOW = {"gradients": "segment_profiles(..., gradients=True)",
 @dataclass(frozen=True)
 class SegmentMeasures:
     """Measures per pair (``values[name]``: ``(P,)`` or ``(P, O)``) with the raw profiles they
-    were computed from and the output scales of the relative measures."""
+    were computed from and the output scales of the relative measures.
+
+    >>> import torch
+    >>> from noisereg.diagnostics import segment_measures
+    >>> def f(x):  # ReLU on R^1, one kink at 0
+    ...     return torch.relu(x).sum(1)
+    >>> xa, xb = torch.tensor([[-1.0]]), torch.tensor([[2.0]])  # x = -1, -0.25, 0.5, 1.25, 2
+    >>> m = segment_measures(f, xa, xb, points=5, measures=["sagitta", "kinks"])
+    >>> m.values["sagitta"].shape, m.per_pair("sagitta").tolist()
+    (torch.Size([1, 1]), [0.5])
+    >>> m.summary()
+    {'sagitta': {'mean': 0.5, 'std': 0.0}, 'kinks': {'mean': 1.0, 'std': 0.0}}
+    """
 
     profiles: SegmentProfiles
     values: dict[str, torch.Tensor]
@@ -165,7 +177,17 @@ def _scales(p: SegmentProfiles, output_scale: float | torch.Tensor | None) -> _S
 
 def profile_measures(profiles: SegmentProfiles, measures: Sequence[str] | None = None, *,
                      output_scale: float | torch.Tensor | None = None) -> SegmentMeasures:
-    """Compute ``measures`` (default: every measure the profiles allow) from raw profiles."""
+    """Compute ``measures`` (default: every measure the profiles allow) from raw profiles.
+
+    >>> import torch
+    >>> from noisereg.diagnostics import profile_measures, segment_profiles
+    >>> def f(x):  # ReLU on R^1, one kink at 0
+    ...     return torch.relu(x).sum(1)
+    >>> xa, xb = torch.tensor([[-1.0]]), torch.tensor([[2.0]])  # x = -1, -0.25, 0.5, 1.25, 2
+    >>> p = segment_profiles(f, xa, xb, points=5)
+    >>> profile_measures(p, ["sagitta", "kinks"]).summary()  # max |g - chord| at x = 0.5
+    {'sagitta': {'mean': 0.5, 'std': 0.0}, 'kinks': {'mean': 1.0, 'std': 0.0}}
+    """
     if measures is None:
         measures = [n for n, m in MEASURES.items()
                     if m.needs is None or _AVAILABLE[m.needs](profiles)]
@@ -201,6 +223,20 @@ def segment_measures(
     ``local_complexity`` (radius ``complexity_radius``). Other arguments as in
     :func:`segment_profiles`; ``output_scale`` replaces the std of the outputs in
     ``relative_sagitta``.
+
+    An affine function is straight on every segment; the ReLU bends once:
+
+    >>> import torch
+    >>> from noisereg.diagnostics import segment_measures
+    >>> def f(x):  # ReLU on R^1, one kink at 0
+    ...     return torch.relu(x).sum(1)
+    >>> xa, xb = torch.tensor([[-1.0]]), torch.tensor([[2.0]])  # x = -1, -0.25, 0.5, 1.25, 2
+    >>> m = segment_measures(lambda x: 2 * x.sum(1) + 1, xa, xb, points=5)
+    >>> m.per_pair("gradient_gap_deviation").tolist(), m.per_pair("sagitta").tolist()
+    ([0.0], [0.0])
+    >>> m = segment_measures(f, xa, xb, points=5)
+    >>> m.per_pair("kinks").tolist(), m.per_pair("sagitta").tolist()
+    ([1.0], [0.5])
     """
     watched = watched_modules(activations)
     names = _check_names(DEFAULT_MEASURES if measures is None else measures)

@@ -45,6 +45,15 @@ class SegmentProfiles:
       does), ``jacobian_steps`` ``(P, T - 1)`` ``||J(x(t_{k+1})) - J(x(t_k))||_F`` and, when
       asked, ``input_gradients`` ``(P, T, O, *input_shape)``;
     * ``complexity``: ``(P, T)`` local complexity at every point (:func:`local_complexity`).
+
+    >>> import torch
+    >>> from noisereg.diagnostics import segment_profiles
+    >>> def f(x):  # ReLU on R^1, one kink at 0
+    ...     return torch.relu(x).sum(1)
+    >>> xa, xb = torch.tensor([[-1.0]]), torch.tensor([[2.0]])  # x = -1, -0.25, 0.5, 1.25, 2
+    >>> p = segment_profiles(f, xa, xb, points=5)
+    >>> p.pairs, p.points, p.outputs, p.neurons
+    (1, 5, 1, 1)
     """
 
     t: torch.Tensor
@@ -231,6 +240,21 @@ def segment_profiles(
     ``directions`` and ``seed``) at every point, which costs ``2 * directions`` forward passes
     per point. ``chunk`` bounds the points per pass (whole segments; divided by ``O`` when
     gradients are kept).
+
+    >>> import torch
+    >>> from noisereg.diagnostics import segment_profiles
+    >>> def f(x):  # ReLU on R^1, one kink at 0
+    ...     return torch.relu(x).sum(1)
+    >>> xa, xb = torch.tensor([[-1.0]]), torch.tensor([[2.0]])  # x = -1, -0.25, 0.5, 1.25, 2
+    >>> p = segment_profiles(f, xa, xb, points=5)
+    >>> p.t.tolist()
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    >>> p.g[0, :, 0].tolist()  # f(x(t_k))
+    [0.0, 0.0, 0.5, 1.25, 2.0]
+    >>> p.dg[0, :, 0].tolist()  # f'(x) (xb - xa)
+    [0.0, 0.0, 3.0, 3.0, 3.0]
+    >>> p.flips.tolist(), p.lengths.tolist()  # the neuron turns on between t = 0.25 and 0.5
+    ([[0, 1, 0, 0]], [3.0])
     """
     _check_function(f)
     _check_pairs(xa, xb)

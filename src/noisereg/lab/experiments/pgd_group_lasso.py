@@ -3,7 +3,7 @@
 Orvieto et al. (2023). On Phi = sum_j v_j X_j w_j (v_j scalar, w_j in R^k) global noise of std
 sigma induces, over the factorizations beta_j = v_j w_j, the penalty
 sum_j lambda_j ||X_j beta_j|| with lambda_j = sigma^2 ||X_j||_F / n
-(:mod:`noisereg.theory.group_lasso`). PerturbedOptimizer (global noise, plain SGD, full batch)
+(:mod:`noisereg.theory.group_sparse`). PerturbedOptimizer (global noise, plain SGD, full batch)
 runs on a group-sparse regression with more coefficients than samples; the average of beta over
 the second half of the run is compared with the exact group Lasso at these weights and at half
 and twice them.
@@ -32,7 +32,7 @@ from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.models.group import GroupNet
 from noisereg.optim import PerturbedOptimizer
-from noisereg.theory.group_lasso import fitted_group_lasso, noise_injection_group_weights
+from noisereg.theory.group_sparse import fitted_group_lasso, noise_injection_group_weights
 
 FACTORS = (1.0, 0.5, 2.0)
 LABELS = ("group Lasso(λ)", "group Lasso(λ/2)", "group Lasso(2λ)")

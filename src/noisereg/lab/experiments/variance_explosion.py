@@ -18,7 +18,7 @@ import torch
 
 from noisereg._seeding import generator
 from noisereg._validate import check_int, check_product, check_scale
-from noisereg.diagnostics.smoothed_loss import smoothed_loss
+from noisereg.diagnostics.smoothing import smoothed_loss
 from noisereg.lab._plotting import plt, save
 from noisereg.lab._progress import bar
 from noisereg.lab._threads import one_thread

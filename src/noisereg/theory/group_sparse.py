@@ -44,6 +44,17 @@ def group_lasso(X: np.ndarray, y: np.ndarray, groups: Sequence[Sequence[int]],
 
     FISTA with adaptive restart; stops when the proximal-gradient step moves beta by less than
     ``tol`` (relative to ||beta||, or absolutely at beta = 0).
+
+    With X^T X / n = I the solution shrinks z = X^T y / n = (2, 1) as a block,
+    (1 - w / ||z||) z, here by half:
+
+    >>> import numpy as np
+    >>> from noisereg.theory import group_lasso
+    >>> X, y = np.array([[1.0, 1.0], [1.0, -1.0]]), np.array([3.0, 1.0])
+    >>> group_lasso(X, y, [[0, 1]], [np.sqrt(5) / 2]).round(6)
+    array([1. , 0.5])
+    >>> group_lasso(X, y, [[0, 1]], [3.0])  # w >= ||z||: the group is zero
+    array([0., 0.])
     """
     X, y = as_design(X, y)
     n, d = X.shape
@@ -78,7 +89,17 @@ def group_lasso(X: np.ndarray, y: np.ndarray, groups: Sequence[Sequence[int]],
 def fitted_group_lasso(X: np.ndarray, y: np.ndarray, groups: Sequence[Sequence[int]],
                        weights: Sequence[float], **solver: float) -> np.ndarray:
     """argmin_beta ||y - X beta||^2 / (2n) + sum_j weights_j ||X_{G_j} beta_{G_j}||_2,
-    through the thin QR of every group (each X_{G_j} must have full column rank)."""
+    through the thin QR of every group (each X_{G_j} must have full column rank).
+
+    Here X^T X = 2 I, so ||X beta|| = sqrt(2) ||beta||: a group Lasso with weight sqrt(2) w:
+
+    >>> import numpy as np
+    >>> from noisereg.theory import fitted_group_lasso, group_lasso
+    >>> X, y = np.array([[1.0, 1.0], [1.0, -1.0]]), np.array([3.0, 1.0])
+    >>> np.allclose(fitted_group_lasso(X, y, [[0, 1]], [0.5]),
+    ...             group_lasso(X, y, [[0, 1]], [0.5 * np.sqrt(2)]))
+    True
+    """
     X, y = as_design(X, y)
     blocks = _check_groups(groups, X.shape[1])
     factors = [np.linalg.qr(X[:, b]) for b in blocks]
@@ -97,7 +118,14 @@ def fitted_group_lasso(X: np.ndarray, y: np.ndarray, groups: Sequence[Sequence[i
 def noise_injection_group_weights(X: np.ndarray, groups: Sequence[Sequence[int]],
                                   sigma: float) -> np.ndarray:
     """lambda_j = sigma^2 ||X_{G_j}||_F / n: the weights of :func:`fitted_group_lasso` that
-    global noise of std sigma induces on the group network."""
+    global noise of std sigma induces on the group network.
+
+    >>> import numpy as np
+    >>> from noisereg.theory import noise_injection_group_weights
+    >>> X = np.array([[3.0, 1.0], [4.0, 1.0]])  # ||X_1|| = 5, ||X_2|| = sqrt(2)
+    >>> noise_injection_group_weights(X, [[0], [1]], sigma=1.0).round(4)  # / n = 2
+    array([2.5   , 0.7071])
+    """
     X, _ = as_design(X)
     sigma = check_nonnegative("sigma", sigma)
     blocks = _check_groups(groups, X.shape[1])
