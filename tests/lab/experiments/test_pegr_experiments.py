@@ -20,7 +20,11 @@ from noisereg.lab.experiments import (
     pegr_robustness,
     pegr_signal_noise,
 )
-from noisereg.lab.experiments._signal_noise_training import cross_entropy, hits
+from noisereg.lab.experiments._signal_noise_training import (
+    cross_entropy,
+    hits,
+    record_and_train,
+)
 from noisereg.lab.experiments.base import seed_values
 from noisereg.models import PatchCNN
 from noisereg.models.patch_cnn import logistic_losses
@@ -138,6 +142,20 @@ def test_classifier_helpers_against_their_definitions() -> None:
     torch.testing.assert_close(cross_entropy(scores, targets),
                                -log_softmax[torch.arange(2), targets])
     assert hits(scores, targets).tolist() == [True, False]
+
+
+def test_record_and_train_records_before_the_numbered_steps() -> None:
+    # x_t = 2^t: recording before steps 0, 2 and after the last (t = steps = 3) gives 1, 4, 8
+    state = {"x": 1, "steps": 0}
+
+    def step() -> None:
+        state["x"] *= 2
+        state["steps"] += 1
+
+    assert record_and_train(3, [3, 0, 2, 7], lambda: state["x"], step) == [1, 4, 8]
+    assert state["steps"] == 3
+    assert record_and_train(0, [0], lambda: "start", step) == ["start"]
+    assert state["steps"] == 3
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ import numpy as np
 
 from noisereg._validate import check_int, check_product, check_scale
 from noisereg.dln import sparse_regression
-from noisereg.lab.experiments.base import seed_values as seed_values  # re-exported
 
 
 @dataclass(frozen=True)

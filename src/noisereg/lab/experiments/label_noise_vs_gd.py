@@ -17,8 +17,7 @@ from noisereg._validate import check_int, check_product, check_scale
 from noisereg.dln import gradient_descent, label_noise_sgd, relative_error, sparse_regression
 from noisereg.dln.stability import check_gd_step, check_label_noise_step
 from noisereg.lab._plotting import plt, save
-from noisereg.lab.experiments._label_noise import seed_values
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_mean, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.theory import hypentropy_interpolator, label_noise_lasso_penalty, lasso
 
@@ -110,10 +109,10 @@ LN_ONE = ClaimSpec(
 
 
 def claims(summary: Summary) -> list[Claim]:
-    return [GD_LIMIT.decide(per_seed(summary, "gd_error")),
-            GD_ALPHA.decide(per_seed(summary, "gd_increase")),
-            LN_LASSO.decide(per_seed(summary, "ln_error")),
-            LN_ONE.decide(per_seed(summary, "ln_spread"))]
+    return [GD_LIMIT.decide(seed_values(summary, "gd_error")),
+            GD_ALPHA.decide(seed_values(summary, "gd_increase")),
+            LN_LASSO.decide(seed_values(summary, "ln_error")),
+            LN_ONE.decide(seed_values(summary, "ln_spread"))]
 
 
 def plot(summary: Summary, outdir: Path) -> list[str]:
@@ -138,7 +137,7 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
     for i, alpha in enumerate(alphas):
         for method, fmt, label in methods:
             ax.loglog(seed_values(summary, method, i, "time")[0],
-                      seed_values(summary, method, i, "to_star").mean(axis=0), fmt,
+                      seed_mean(summary, method, i, "to_star"), fmt,
                       color=f"C{i}", label=f"{label}, α={alpha:g}")
     ax.set(xlabel="continuous time γ · steps", ylabel="relative distance to β* (mean over seeds)",
            title="Trajectories: GD depends on α, label noise does not")

@@ -28,7 +28,7 @@ from noisereg.lab.experiments._noise_injection import (
     squared_closure,
     train,
 )
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.models.group import GroupNet
 from noisereg.optim import PerturbedOptimizer
@@ -129,9 +129,9 @@ STABLE = ClaimSpec(
 
 
 def claims(summary: Summary) -> list[Claim]:
-    errors = per_seed(summary, "errors")
-    done = per_seed(summary, "steps_done") / summary["config"]["steps"]
-    return [MATCH.decide(errors[:, 0]), SCALE.decide(per_seed(summary, "ratio")),
+    errors = seed_values(summary, "errors")
+    done = seed_values(summary, "steps_done") / summary["config"]["steps"]
+    return [MATCH.decide(errors[:, 0]), SCALE.decide(seed_values(summary, "ratio")),
             STABLE.decide(done)]
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from noisereg._validate import check_int, check_product, check_scale
-from noisereg.dln import sparse_regression
+from noisereg.dln import relative_error, sparse_regression
 from noisereg.dln.stability import check_gd_step
 from noisereg.lab._plotting import plot_coefficients, plt, save
 from noisereg.lab._progress import bar
@@ -29,11 +29,10 @@ from noisereg.lab.experiments._noise_injection import (
     RunningAverage,
     checkpoints,
     plot_convergence,
-    relative,
     squared_closure,
     train,
 )
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed, seed_values
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.models.diagonal import DiagonalLinearNet
 from noisereg.optim import PerturbedOptimizer
@@ -136,7 +135,7 @@ def run(config: Config, seed: int) -> Metrics:
     return {"lambda": lam, "lasso": references[0], "beta_star": beta_star,
             "beta_avg": average.mean, "beta_last": net.beta.detach().numpy(),
             "beta_explicit": explicit, "beta_min_norm": min_norm, "steps_done": done,
-            "explicit_error": relative(explicit, references[0]),
+            "explicit_error": relative_error(explicit, references[0]),
             "off_support": {"pgd_average": off_support_share(average.mean, off),
                             "lasso": off_support_share(references[0], off),
                             "min_norm": off_support_share(min_norm, off)},
@@ -149,11 +148,11 @@ def off_support_share(beta: np.ndarray, off: np.ndarray) -> float:
 
 
 def claims(summary: Summary) -> list[Claim]:
-    completed = per_seed(summary, "steps_done") / summary["config"]["steps"]
-    return [MATCHES.decide(per_seed(summary, "errors")[:, 0]),
-            LAMBDA.decide(per_seed(summary, "ratio")),
+    completed = seed_values(summary, "steps_done") / summary["config"]["steps"]
+    return [MATCHES.decide(seed_values(summary, "errors")[:, 0]),
+            LAMBDA.decide(seed_values(summary, "ratio")),
             SELECTS.decide(seed_values(summary, "off_support", "pgd_average")),
-            TWIN.decide(per_seed(summary, "explicit_error")),
+            TWIN.decide(seed_values(summary, "explicit_error")),
             COMPLETE.decide(completed)]
 
 

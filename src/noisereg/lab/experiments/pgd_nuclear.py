@@ -29,7 +29,7 @@ from noisereg.lab.experiments._noise_injection import (
     squared_closure,
     train,
 )
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.optim import PerturbedOptimizer
 from noisereg.theory.noise_injection import nuclear_norm_solution, two_layer_linear_net
@@ -107,9 +107,9 @@ def run(config: Config, seed: int) -> Metrics:
 
 
 def claims(summary: Summary) -> list[Claim]:
-    completed = per_seed(summary, "steps_done") / summary["config"]["steps"]
-    return [MATCHES.decide(per_seed(summary, "errors")[:, 0]),
-            TAU.decide(per_seed(summary, "ratio")),
+    completed = seed_values(summary, "steps_done") / summary["config"]["steps"]
+    return [MATCHES.decide(seed_values(summary, "errors")[:, 0]),
+            TAU.decide(seed_values(summary, "ratio")),
             COMPLETE.decide(completed)]
 
 
