@@ -192,15 +192,14 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
     axes[0].set_title(f"{cfg['dataset']}, {cfg['n_train']} train, label flips "
                       f"{cfg['flip_prob']:g}")
     axes[0].legend(fontsize=8)
-    at = np.arange(len(METHODS))
-    for k, (offset, (key, label)) in enumerate(zip((-0.25, 0.0, 0.25), (
-            ("final_test_accuracy", "final test"), ("best_test_accuracy", "best test"),
-            ("memorized", "flips memorized")))):
+    shown = (("final_test_accuracy", "final test"), ("best_test_accuracy", "best test"),
+             ("memorized", "flips memorized"))
+    for k, (key, label) in enumerate(shown):
         for i, method in enumerate(METHODS):
-            seed_points(axes[1], at[i] + offset, seed_values(summary, method, key),
+            seed_points(axes[1], i + 0.25 * (k - 1), seed_values(summary, method, key),
                         color=f"C{k}", spread=0.04, mean_width=0.1,
                         label=label if i == 0 else None)
-    axes[1].set_xticks(at, [LABELS[m] for m in METHODS])
+    axes[1].set_xticks(range(len(METHODS)), [LABELS[m] for m in METHODS])
     axes[1].set_ylabel("fraction (dots: seeds, bars: mean)")
     axes[1].set_title("Final and best test accuracy, flipped labels fitted")
     axes[1].legend(fontsize=8)
