@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from noisereg.dln import relative_error
+from noisereg.lab._plotting import plt
 from noisereg.lab._progress import bar
 from noisereg.lab.experiments.claims import ClaimSpec
 
@@ -102,12 +103,17 @@ class RunningAverage:
                 "average_steps": self.average_steps, "average_curves": self.average_curves}
 
 
-def plot_convergence(ax, run: dict, labels: Sequence[str], tolerance: float = 0.02) -> None:
-    """The curves of :meth:`RunningAverage.metrics`: last iterate and running average to each
-    reference (``labels``, the first the claimed solution), with the claim's tolerance."""
+def convergence_figure(run: dict, labels: Sequence[str], *, ylabel: str, title: str,
+                       tolerance: float = 0.02) -> tuple[plt.Figure, plt.Axes]:
+    """The curves of :meth:`RunningAverage.metrics` against the PGD step: last iterate and
+    running average to each reference (``labels``, the first the claimed solution), with the
+    claim's tolerance; the caller adds its own lines, the legend, and saves."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ax.loglog(run["iterate_steps"], run["iterate_curve"], color="0.6", lw=0.8,
               label=f"last iterate → {labels[0]}")
     for j, (label, curve) in enumerate(zip(labels, run["average_curves"], strict=True)):
         ax.loglog(run["average_steps"], curve, color=f"C{j}",
                   label=f"average (2nd half) → {label}")
     ax.axhline(tolerance, color="k", lw=0.6, ls=":", label=f"{tolerance:.0%} (claim)")
+    ax.set(xlabel="PGD step", ylabel=ylabel, title=title)
+    return fig, ax

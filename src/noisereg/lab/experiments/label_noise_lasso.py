@@ -14,10 +14,11 @@ from typing import Literal
 
 import numpy as np
 
-from noisereg._validate import check_int, check_product, check_scale
+from noisereg._validate import check_int, check_scale
 from noisereg.dln import label_noise_sgd, sparse_regression
 from noisereg.dln.stability import check_label_noise_step
 from noisereg.lab._plotting import plot_coefficients, plt, save
+from noisereg.lab.experiments._label_noise import check_design
 from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_mean, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.theory import label_noise_lasso_penalty, lasso
@@ -38,10 +39,7 @@ class Config:
     noise: Literal["rademacher", "gaussian"] = "rademacher"
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1, high=100_000)
-        check_int("d", self.d, low=1, high=100_000)
-        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
-        check_int("k", self.k, low=1, high=min(self.n, self.d))
+        check_design(self.n, self.d, self.k)
         check_scale("step_size", self.step_size, high=1.0)
         check_scale("delta", self.delta, high=1e3)
         check_scale("step_size * delta^2 (lambda)", self.step_size * self.delta**2, high=1e3)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from noisereg._validate import check_int, check_product, check_scale
+from noisereg._validate import check_int, check_scale
 from noisereg.dln import gradient_descent, label_noise_sgd, relative_error, sparse_regression
 from noisereg.dln.stability import check_gd_step, check_label_noise_step
 from noisereg.lab._plotting import plt, save
+from noisereg.lab.experiments._label_noise import check_design
 from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_mean, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.theory import hypentropy_interpolator, label_noise_lasso_penalty, lasso
@@ -35,10 +36,7 @@ class Config:
     steps: int = 800_000
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1, high=100_000)
-        check_int("d", self.d, low=1, high=100_000)
-        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
-        check_int("k", self.k, low=1, high=min(self.n, self.d))
+        check_design(self.n, self.d, self.k)
         if len(self.init_scales) < 2 or list(self.init_scales) != sorted(set(self.init_scales)):
             raise ValueError("init_scales must be at least two increasing scales")
         for alpha in self.init_scales:

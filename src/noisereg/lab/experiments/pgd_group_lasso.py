@@ -24,7 +24,7 @@ from noisereg.lab.experiments._noise_injection import (
     PAPER,
     RunningAverage,
     checkpoints,
-    plot_convergence,
+    convergence_figure,
     squared_closure,
     train,
 )
@@ -139,10 +139,9 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
     run0 = summary["runs"][0]["metrics"]
     names = []
     if "average_steps" in run0:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        plot_convergence(ax, run0, LABELS)
-        ax.set(xlabel="PGD step", ylabel="relative L2 distance",
-               title=f"PGD on Σ v_j X_j w_j vs the group Lasso, seed {summary['runs'][0]['seed']}")
+        fig, ax = convergence_figure(
+            run0, LABELS, ylabel="relative L2 distance",
+            title=f"PGD on Σ v_j X_j w_j vs the group Lasso, seed {summary['runs'][0]['seed']}")
         ax.legend(fontsize=7)
         names.append(save(fig, outdir, "distance_to_group_lasso.png"))
 

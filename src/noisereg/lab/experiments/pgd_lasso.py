@@ -17,18 +17,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisereg._validate import check_int, check_product, check_scale
+from noisereg._validate import check_int, check_scale
 from noisereg.dln import relative_error, sparse_regression
 from noisereg.dln.stability import check_gd_step
 from noisereg.lab._plotting import plot_coefficients, plt, save
 from noisereg.lab._progress import bar
 from noisereg.lab._threads import one_thread
+from noisereg.lab.experiments._label_noise import check_design
 from noisereg.lab.experiments._noise_injection import (
     COMPLETE,
     PAPER,
     RunningAverage,
     checkpoints,
-    plot_convergence,
+    convergence_figure,
     squared_closure,
     train,
 )
@@ -87,10 +88,7 @@ class Config:
     explicit_steps: int = 1_500
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1, high=100_000)
-        check_int("d", self.d, low=1, high=100_000)
-        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
-        check_int("k", self.k, low=1, high=min(self.n, self.d))
+        check_design(self.n, self.d, self.k)
         # <= 1: the irrepresentable condition
         check_scale("max_irrepresentable", self.max_irrepresentable, high=1.0)
         check_scale("sigma", self.sigma, high=10.0)
@@ -158,15 +156,14 @@ def claims(summary: Summary) -> list[Claim]:
 
 def plot(summary: Summary, outdir: Path) -> list[str]:
     run0 = summary["runs"][0]["metrics"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    plot_convergence(ax, run0, LABELS, TOLERANCE)
+    fig, ax = convergence_figure(
+        run0, LABELS, tolerance=TOLERANCE, ylabel="relative L2 distance",
+        title=f"PGD on u²−v² vs the Lasso (λ = 2σ² = {run0['lambda']:.3g}), "
+              f"seed {summary['runs'][0]['seed']}")
     floor = 1e-3  # the explicit twin converges to machine precision: drawn at the floor
     ax.axhline(max(run0["explicit_error"], floor), color="C3", lw=1, ls="--",
                label=f"explicit twin (GD on L + R_eff) → Lasso(λ): {run0['explicit_error']:.1e}")
     ax.set_ylim(bottom=floor / 2)
-    ax.set(xlabel="PGD step", ylabel="relative L2 distance",
-           title=f"PGD on u²−v² vs the Lasso (λ = 2σ² = {run0['lambda']:.3g}), "
-                 f"seed {summary['runs'][0]['seed']}")
     ax.legend(fontsize=7)
     names = [save(fig, outdir, "distance_to_lasso.png")]
 

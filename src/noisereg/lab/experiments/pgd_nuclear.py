@@ -25,7 +25,7 @@ from noisereg.lab.experiments._noise_injection import (
     PAPER,
     RunningAverage,
     checkpoints,
-    plot_convergence,
+    convergence_figure,
     squared_closure,
     train,
 )
@@ -115,10 +115,9 @@ def claims(summary: Summary) -> list[Claim]:
 
 def plot(summary: Summary, outdir: Path) -> list[str]:
     run0 = summary["runs"][0]["metrics"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    plot_convergence(ax, run0, LABELS, TOLERANCE)
-    ax.set(xlabel="PGD step", ylabel="relative Frobenius distance",
-           title=f"PGD on W2·W1 vs nuclear-norm solution (τ = {run0['tau']:.3g})")
+    fig, ax = convergence_figure(
+        run0, LABELS, tolerance=TOLERANCE, ylabel="relative Frobenius distance",
+        title=f"PGD on W2·W1 vs nuclear-norm solution (τ = {run0['tau']:.3g})")
     ax.legend(fontsize=8)
     names = [save(fig, outdir, "distance_to_svt.png")]
 
