@@ -175,7 +175,7 @@ def to_jsonable(value: Any) -> Any:
     if hasattr(value, "detach") and hasattr(value, "tolist"):  # torch tensors
         return to_jsonable(value.detach().cpu().tolist())
     if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no inf/nan: null, which every reader takes as NaN (per_seed)
+        return None  # JSON has no inf/nan: null, which every reader takes as NaN (seed_values)
     if isinstance(value, Path):
         return str(value)
     return value
