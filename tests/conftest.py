@@ -14,7 +14,7 @@ from noisereg._validate import check_int, check_positive
 from noisereg.lab._plotting import plt, save
 from noisereg.lab._threads import one_thread as _one_thread
 from noisereg.lab.experiments import registry
-from noisereg.lab.experiments.base import Experiment, per_seed, seed_mean
+from noisereg.lab.experiments.base import Experiment, seed_mean, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 
 
@@ -49,7 +49,7 @@ FITS = ClaimSpec("finite", "sanity", "every mean is finite and positive", ">", 0
 
 
 def _claims(summary: dict) -> list[Claim]:
-    ratio = per_seed(summary, "mean") / summary["config"]["scale"]
+    ratio = seed_values(summary, "mean") / summary["config"]["scale"]
     return [MEAN.decide(abs(ratio - 0.5)), ABOVE.decide(ratio), FITS.decide(ratio)]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from noisereg.dln import label_noise_sgd
+from noisereg.dln import label_noise_sgd, relative_error
 from noisereg.theory import label_noise_lasso_penalty, lasso
 
 
@@ -22,10 +22,6 @@ def _instance(column_scales: bool = False) -> tuple[np.ndarray, np.ndarray]:
     return X, X @ beta_star
 
 
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
 @pytest.mark.parametrize(
     ("gamma", "delta", "batch", "alpha", "parametrization"),
     [(0.01, 2.0, 1, 0.1, "u2-v2"), (0.01, 2.0, 1, 0.5, "u2"), (0.02, 4.0, 4, 0.1, "u2-v2")],
@@ -37,10 +33,12 @@ def test_time_average_is_the_lasso(gamma, delta, batch, alpha, parametrization) 
                              parametrization=parametrization, batch_size=batch, seed=0)
     lam = label_noise_lasso_penalty(gamma, delta, batch)
     positive = parametrization == "u2"
-    errors = [_rel(result.beta_avg, lasso(X, y, f * lam, positive=positive)) for f in (1, 0.5, 2)]
+    errors = [relative_error(result.beta_avg, lasso(X, y, f * lam, positive=positive))
+              for f in (1, 0.5, 2)]
     assert errors[0] < 0.02
     assert errors[0] < 0.5 * min(errors[1:])  # the constant is right, not just the order
-    assert _rel(result.beta_last, lasso(X, y, lam)) > 2 * errors[0]  # the last iterate is not
+    # the last iterate is not
+    assert relative_error(result.beta_last, lasso(X, y, lam)) > 2 * errors[0]
 
 
 def test_unequal_columns_give_the_column_weighted_lasso() -> None:
@@ -49,5 +47,6 @@ def test_unequal_columns_give_the_column_weighted_lasso() -> None:
     result = label_noise_sgd(X, y, step_size=gamma, delta=delta, steps=600_000, init_scale=0.1)
     weighted = lasso(X, y, 1.0, weights=label_noise_lasso_penalty(gamma, delta, X=X))
     unweighted = lasso(X, y, label_noise_lasso_penalty(gamma, delta))
-    assert _rel(result.beta_avg, weighted) < 0.02
-    assert _rel(result.beta_avg, weighted) < 0.5 * _rel(result.beta_avg, unweighted)
+    error = relative_error(result.beta_avg, weighted)
+    assert error < 0.02
+    assert error < 0.5 * relative_error(result.beta_avg, unweighted)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from noisereg.dln import relative_error, sparse_regression
 
@@ -34,6 +35,11 @@ def test_designs_are_redrawn_below_the_irrepresentable_bound() -> None:
 
 def test_relative_error_and_bad_input() -> None:
     assert relative_error(np.array([3.0, 4.0]), np.array([0.0, 4.0])) == pytest.approx(0.75)
+    # Matrices by the Frobenius norm: ||[[3, 0], [0, -4]]|| / ||[[0, 0], [0, 4]]|| = 5 / 4, from a
+    # float32 tensor and a nested list alike.
+    estimate = torch.tensor([[3.0, 0.0], [0.0, 0.0]], dtype=torch.float32)
+    assert relative_error(estimate, [[0.0, 0.0], [0.0, 4.0]]) == 1.25
+    assert relative_error([1.0, 1.0], [1.0, 1.0]) == 0.0
     with pytest.raises(ValueError, match="k must be in"):
         sparse_regression(5, 10, 6, seed=0)
     with pytest.raises(ValueError, match="magnitudes must be"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from noisereg._validate import check_int, check_positive
 from noisereg.theory.sparse import irrepresentable_constant
@@ -54,12 +55,14 @@ def sparse_regression(n: int, d: int, k: int, *, seed: int,
                      f"{max_attempts} draws: increase n or decrease k")
 
 
-def relative_error(estimate: np.ndarray, target: np.ndarray) -> float:
-    """||estimate - target|| / ||target||.
+def relative_error(estimate: ArrayLike, target: ArrayLike) -> float:
+    """||estimate - target|| / ||target|| (Euclidean, or Frobenius for matrices), in float64;
+    arrays, CPU tensors and nested lists alike.
 
     >>> import numpy as np
     >>> from noisereg.dln import relative_error
-    >>> relative_error(np.array([3.0, 4.0]), np.array([0.0, 8.0]))  # ||(3, -4)|| / 8
+    >>> relative_error(np.array([3.0, 4.0]), [0.0, 8.0])  # ||(3, -4)|| / 8
     0.625
     """
+    estimate, target = np.asarray(estimate, dtype=float), np.asarray(target, dtype=float)
     return float(np.linalg.norm(estimate - target) / np.linalg.norm(target))

@@ -25,7 +25,7 @@ def save(fig: plt.Figure, outdir: Path, name: str) -> str:
     return name
 
 
-__all__ = ["plot_coefficients", "plt", "save"]
+__all__ = ["log_steps", "plot_coefficients", "plt", "save", "seed_points"]
 
 
 def plot_coefficients(ax: plt.Axes, beta_star: Sequence[float],
@@ -38,3 +38,21 @@ def plot_coefficients(ax: plt.Axes, beta_star: Sequence[float],
     star = np.flatnonzero(beta_star)
     ax.plot(star, np.asarray(beta_star)[star], "+", color="k", ms=10, label=star_label)
     ax.set(xlabel="coordinate j", ylabel="β_j")
+
+
+def log_steps(steps: Sequence[float], *axes: plt.Axes) -> np.ndarray:
+    """``steps`` for a log x-axis, step 0 drawn at 0.5, and each of ``axes`` set to show them."""
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("GD step (step 0 drawn at 0.5)")
+    return np.maximum(np.asarray(steps, dtype=float), 0.5)
+
+
+def seed_points(ax: plt.Axes, x: float, values: Sequence[float], *, color: str,
+                spread: float = 0.1, mean_width: float = 0.25, label: str | None = None) -> None:
+    """One value per seed as open dots spread over ``x ± spread``, their mean (NaN seeds left
+    out) as a bar of half-width ``mean_width``."""
+    values = np.asarray(values, dtype=float)
+    ax.plot(x + np.linspace(-spread, spread, len(values)), values, "o", color=color, mfc="none")
+    ax.plot([x - mean_width, x + mean_width], [np.nanmean(values)] * 2, color=color, lw=2,
+            label=label)

@@ -20,6 +20,7 @@ from noisereg.lab.experiments import (
     label_noise_support,
     label_noise_vs_gd,
 )
+from noisereg.lab.experiments.base import seed_values
 
 MODULES = {m.EXPERIMENT.name: m for m in (label_noise_lasso, label_noise_support,
                                           label_noise_vs_gd, label_noise_convergence)}
@@ -86,7 +87,7 @@ def test_support_errors_and_off_support_share_by_hand() -> None:
 def test_seed_values_reads_nested_metrics_and_nulls() -> None:
     summary = {"runs": [{"metrics": {"a": [{"b": [1.0, None]}]}},
                         {"metrics": {"a": [{"b": [3.0, 4.0]}]}}]}
-    values = measure.seed_values(summary, "a", 0, "b")
+    values = seed_values(summary, "a", 0, "b")
     assert values.shape == (2, 2) and np.isnan(values[0, 1])
     np.testing.assert_array_equal(values[1], [3.0, 4.0])
 

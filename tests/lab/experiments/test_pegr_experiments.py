@@ -20,7 +20,8 @@ from noisereg.lab.experiments import (
     pegr_robustness,
     pegr_signal_noise,
 )
-from noisereg.lab.experiments.base import seed_values
+from noisereg.lab.experiments._signal_noise_training import record_and_train
+from noisereg.lab.experiments.base import seed_mean, seed_values
 from noisereg.models import PatchCNN
 from noisereg.models.patch_cnn import logistic_losses
 
@@ -125,9 +126,26 @@ def test_robustness_claims_compare_drops_from_clean_accuracy() -> None:
     assert found["gd-above-chance"].measured == pytest.approx(0.6)  # worst seed and scale
 
 
-def test_metric_reads_nested_values_with_null_as_nan() -> None:
+def test_nested_metrics_read_per_seed_and_averaged_with_null_as_nan() -> None:
     summary = _summary({}, [{"a": {"b": [1.0, None]}}, {"a": {"b": [3.0, 4.0]}}])
     np.testing.assert_equal(seed_values(summary, "a", "b"), [[1.0, np.nan], [3.0, 4.0]])
+    np.testing.assert_equal(seed_mean(summary, "a", "b"), [2.0, np.nan])
+    first = seed_mean(summary, "a", "b", 0)  # a scalar per seed: a float
+    assert isinstance(first, float) and first == 2.0
+
+
+def test_record_and_train_records_before_the_numbered_steps() -> None:
+    # x_t = 2^t: recording before steps 0, 2 and after the last (t = steps = 3) gives 1, 4, 8
+    state = {"x": 1, "steps": 0}
+
+    def step() -> None:
+        state["x"] *= 2
+        state["steps"] += 1
+
+    assert record_and_train(3, [3, 0, 2, 7], lambda: state["x"], step) == [1, 4, 8]
+    assert state["steps"] == 3
+    assert record_and_train(0, [0], lambda: "start", step) == ["start"]
+    assert state["steps"] == 3
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ from torch import nn
 
 from noisereg._seeding import generator
 from noisereg._validate import check_choice, check_int
-from noisereg.data.images import SIZES, Split
+from noisereg.data.images import DATASETS, SIZES, Split, check_split
 from noisereg.diagnostics.geometry import segment_measures, segment_profiles
 from noisereg.lab._plotting import plt
 from noisereg.lab.experiments.base import seed_values as seed_values  # re-exported
@@ -58,6 +58,17 @@ PAIRING_LABELS = {"random": "random pairs", "class": "pairs within a class",
                   "neighbour": "nearest neighbours"}
 # Images per dataset (see noisereg.data.images), for the limits of the config fields.
 DATASET_SIZES = SIZES  # images per dataset, known without loading it
+
+
+def check_segment_data(dataset: str, n_train: int, n_test: int, pairs: int, points: int) -> None:
+    """The data fields of an experiment that measures ``pairs`` train-train and test-test
+    segments of ``points`` points each."""
+    check_choice("dataset", dataset, DATASETS)
+    for name, value in (("n_train", n_train), ("n_test", n_test)):
+        check_int(name, value, low=2, high=10_000)  # a segment joins two distinct samples
+    check_split(dataset, n_train, n_test)
+    check_int("pairs", pairs, low=1, high=min(n_train, n_test, 10_000))
+    check_int("points", points, low=3, high=4_097)
 
 READINGS: tuple[str, ...] = ("chord", "gradient", "cosine", "sagitta")
 PATTERNS: tuple[str, ...] = ("kinks", "neuron_flips")

@@ -10,7 +10,16 @@ import numpy as np
 
 from noisereg._validate import check_int, check_product, check_scale
 from noisereg.dln import sparse_regression
-from noisereg.lab.experiments.base import seed_values as seed_values  # re-exported
+
+
+def check_design(n: int, d: int, k: int | None = None) -> None:
+    """Sizes of a sparse regression: ``n`` samples, ``d`` coordinates (the design within a
+    memory bound) and, when given, a ``k``-sparse beta*."""
+    check_int("n", n, low=1, high=100_000)
+    check_int("d", d, low=1, high=100_000)
+    check_product("n * d", n * d, 1e7, "memory of the design")
+    if k is not None:
+        check_int("k", k, low=1, high=min(n, d))
 
 
 @dataclass(frozen=True)
@@ -25,9 +34,7 @@ class SparseDesign:
     max_irrepresentable: float = 0.9  # designs are redrawn until the constant is below this
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1, high=100_000)
-        check_int("d", self.d, low=1, high=100_000)
-        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
+        check_design(self.n, self.d)
         if not 1 <= len(self.magnitudes) <= min(self.n, self.d):
             raise ValueError("magnitudes must hold between 1 and min(n, d) values")
         for m in self.magnitudes:

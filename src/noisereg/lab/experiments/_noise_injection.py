@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from noisereg.dln import relative_error
+from noisereg.lab._plotting import plt
 from noisereg.lab._progress import bar
 from noisereg.lab.experiments.claims import ClaimSpec
 
@@ -46,12 +48,6 @@ def train(opt: torch.optim.Optimizer, closure: Callable[[], torch.Tensor], steps
     return steps
 
 
-def relative(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
-    """||a - b|| / ||b||."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
 def checkpoints(steps: int, count: int = 40) -> list[int]:
     """Step counts for curves: ``count`` log-spaced in [1, steps] and ``count`` evenly spaced
     over the second half (where the averages run)."""
@@ -83,14 +79,14 @@ class RunningAverage:
         current = self.value()
         if checkpoint:
             self.iterate_steps.append(step + 1)
-            self.iterate_curve.append(relative(current, self.references[0]))
+            self.iterate_curve.append(relative_error(current, self.references[0]))
         if step >= self.start:
             self.total = current.copy() if self.total is None else self.total + current
             self.count += 1
             if checkpoint:
                 self.average_steps.append(step + 1)
                 for curve, ref in zip(self.average_curves, self.references):
-                    curve.append(relative(self.mean, ref))
+                    curve.append(relative_error(self.mean, ref))
 
     @property
     def mean(self) -> np.ndarray:
@@ -101,19 +97,23 @@ class RunningAverage:
     def metrics(self) -> dict[str, object]:
         """Errors of the average to every reference, the ratio of the first error to the best
         of the others (the claim that the first reference is the right one), and the curves."""
-        errors = [relative(self.mean, ref) for ref in self.references]
+        errors = [relative_error(self.mean, ref) for ref in self.references]
         return {"errors": errors, "ratio": errors[0] / min(errors[1:]),
                 "iterate_steps": self.iterate_steps, "iterate_curve": self.iterate_curve,
-                "average_steps": self.average_steps,
-                **{f"average_curve_{j}": c for j, c in enumerate(self.average_curves)}}
+                "average_steps": self.average_steps, "average_curves": self.average_curves}
 
 
-def plot_convergence(ax, run: dict, labels: Sequence[str], tolerance: float = 0.02) -> None:
-    """The curves of :meth:`RunningAverage.metrics`: last iterate and running average to each
-    reference (``labels``, the first the claimed solution), with the claim's tolerance."""
+def convergence_figure(run: dict, labels: Sequence[str], *, ylabel: str, title: str,
+                       tolerance: float = 0.02) -> tuple[plt.Figure, plt.Axes]:
+    """The curves of :meth:`RunningAverage.metrics` against the PGD step: last iterate and
+    running average to each reference (``labels``, the first the claimed solution), with the
+    claim's tolerance; the caller adds its own lines, the legend, and saves."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ax.loglog(run["iterate_steps"], run["iterate_curve"], color="0.6", lw=0.8,
               label=f"last iterate → {labels[0]}")
-    for j, label in enumerate(labels):
-        ax.loglog(run["average_steps"], run[f"average_curve_{j}"], color=f"C{j}",
+    for j, (label, curve) in enumerate(zip(labels, run["average_curves"], strict=True)):
+        ax.loglog(run["average_steps"], curve, color=f"C{j}",
                   label=f"average (2nd half) → {label}")
     ax.axhline(tolerance, color="k", lw=0.6, ls=":", label=f"{tolerance:.0%} (claim)")
+    ax.set(xlabel="PGD step", ylabel=ylabel, title=title)
+    return fig, ax

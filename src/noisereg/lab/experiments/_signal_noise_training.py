@@ -12,9 +12,9 @@ closed-form gradient of :func:`~noisereg.models.patch_cnn.closed_form_objective`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from noisereg.models.patch_cnn import PatchCNN, closed_form_objective, logistic_
 
 F64 = torch.float64
 ENGINES = ("closed_form", "autograd")
+T = TypeVar("T")
 CURVES = ("step", "train_loss", "train_error", "test_error", "gamma_max", "rho_max", "rho_min")
 
 
@@ -101,6 +102,20 @@ def record_steps(steps: int, records: int) -> list[int]:
     return sorted({0, *spaced, steps})
 
 
+def record_and_train(steps: int, at: Iterable[int], record: Callable[[], T],
+                     step: Callable[[], object]) -> list[T]:
+    """Call ``step`` ``steps`` times and ``record()`` before step ``t`` for every ``t`` in ``at``
+    (``t = steps``: after the last step); returns the records in step order."""
+    at = set(at)
+    records = []
+    for t in range(steps + 1):
+        if t in at:
+            records.append(record())
+        if t < steps:
+            step()
+    return records
+
+
 def errors(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """0-1 error of ``sign(f)`` against ``y`` along the last dim (``f = 0`` counts as an error);
     NaN for a diverged run (non-finite outputs)."""
@@ -126,17 +141,14 @@ def _train_closed_form(p: Problem, penalty: str, lams: torch.Tensor, eta: float,
     s0 = p.model.weight.detach() @ x.T
     coeffs = torch.zeros(len(lams), *s0.shape, dtype=F64)
     shape = (*coeffs.shape[:2], p.train.n, 2)
-    snapshots = []
-    for t in range(steps + 1):
-        if t in at:
-            snapshots.append(coeffs.clone())
-        if t == steps:
-            break
+
+    def step() -> None:
         _, coef = closed_form_objective((s0 + coeffs @ gram).reshape(shape), p.train.y,
                                         gram.reshape(p.train.n, 2, p.train.n, 2),
                                         p.model.second, p.model.q, lams, penalty)
-        coeffs -= eta * coef.reshape(coeffs.shape)
-    return snapshots
+        coeffs.sub_(eta * coef.reshape(coeffs.shape))
+
+    return record_and_train(steps, at, coeffs.clone, step)
 
 
 def _train_autograd(p: Problem, penalty: str, lams: torch.Tensor, eta: float, steps: int,
@@ -144,24 +156,29 @@ def _train_autograd(p: Problem, penalty: str, lams: torch.Tensor, eta: float, st
     """``regularized_loss`` + ``torch.optim.SGD``, one lambda after the other; the filters are
     expressed as span coefficients (``W - W_0 = A X``, least squares) at the steps ``at``."""
     x = _patches(p.train)
-    runs = []
-    for lam in lams.tolist():
-        model = PatchCNN(p.model.d, p.model.m, p.model.q, dtype=F64)
-        model.load_state_dict(p.model.state_dict())
-        opt = torch.optim.SGD(model.parameters(), lr=eta)
-        snaps = []
-        for t in range(steps + 1):
-            if t in at:
-                change = (model.weight - model.initial).detach()
-                snaps.append(torch.linalg.lstsq(x.T, change.T, driver="gelsd").solution.T)
-            if t == steps:
-                break
-            opt.zero_grad()
-            regularized_loss(model, logistic_losses, p.train.x, p.train.y, lam=lam,
-                             penalty=penalty, backend="ghost").backward()
-            opt.step()
-        runs.append(torch.stack(snaps))
+    runs = [torch.stack(_train_autograd_one(p, x, penalty, lam, eta, steps, at))
+            for lam in lams.tolist()]
     return list(torch.stack(runs, dim=1))
+
+
+def _train_autograd_one(p: Problem, x: torch.Tensor, penalty: str, lam: float, eta: float,
+                        steps: int, at: set[int]) -> list[torch.Tensor]:
+    """One lambda of :func:`_train_autograd`: span coefficients of ``W - W_0`` at ``at``."""
+    model = PatchCNN(p.model.d, p.model.m, p.model.q, dtype=F64)
+    model.load_state_dict(p.model.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=eta)
+
+    def coefficients() -> torch.Tensor:
+        change = (model.weight - model.initial).detach()
+        return torch.linalg.lstsq(x.T, change.T, driver="gelsd").solution.T
+
+    def step() -> None:
+        opt.zero_grad()
+        regularized_loss(model, logistic_losses, p.train.x, p.train.y, lam=lam,
+                         penalty=penalty, backend="ghost").backward()
+        opt.step()
+
+    return record_and_train(steps, at, coefficients, step)
 
 
 @dataclass(frozen=True)

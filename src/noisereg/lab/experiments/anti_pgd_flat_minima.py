@@ -39,7 +39,7 @@ from noisereg.data.images import DATASETS, check_split, load_split
 from noisereg.diagnostics.hessian import hessian_trace
 from noisereg.dln import sparse_regression
 from noisereg.dln.stability import check_gd_step
-from noisereg.lab._plotting import plt, save
+from noisereg.lab._plotting import plt, save, seed_points
 from noisereg.lab._progress import bar
 from noisereg.lab._threads import one_thread
 from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
@@ -374,10 +374,7 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
 
     def scatter(ax: plt.Axes, part: str, key: str, ylabel: str, title: str, log: bool) -> None:
         for j, method in enumerate(METHODS):
-            vals = seed_values(summary, part, method, key)
-            ax.plot(np.full(len(vals), j) + np.linspace(-0.1, 0.1, len(vals)), vals, "o",
-                    color=f"C{j}", mfc="none")
-            ax.plot([j - 0.25, j + 0.25], [np.nanmean(vals)] * 2, color=f"C{j}", lw=2)
+            seed_points(ax, j, seed_values(summary, part, method, key), color=f"C{j}")
         ax.set_xticks(range(len(METHODS)), [NAMES[m] for m in METHODS])
         ax.set(ylabel=ylabel, title=title)
         if log:

@@ -175,22 +175,15 @@ def to_jsonable(value: Any) -> Any:
     if hasattr(value, "detach") and hasattr(value, "tolist"):  # torch tensors
         return to_jsonable(value.detach().cpu().tolist())
     if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no inf/nan: null, which every reader takes as NaN (per_seed)
+        return None  # JSON has no inf/nan: null, which every reader takes as NaN (seed_values)
     if isinstance(value, Path):
         return str(value)
     return value
 
 
-def per_seed(summary: Summary, key: str) -> np.ndarray:
-    """The metric ``key`` of every seed of ``summary``, stacked (seeds first)."""
-    values = [run["metrics"][key] for run in summary["runs"]]
-    return np.asarray([[_number(x) for x in v] if isinstance(v, list) else _number(v)
-                       for v in values])
-
-
 def seed_values(summary: Summary, *path: Any) -> np.ndarray:
-    """The nested metric ``metrics[path[0]][path[1]]...`` of every seed, stacked (seeds first);
-    null (a non-finite value) reads as NaN."""
+    """The metric ``metrics[path[0]][path[1]]...`` of every seed, stacked (seeds first); null (a
+    non-finite value) reads as NaN."""
     values = []
     for run in summary["runs"]:
         value = run["metrics"]
@@ -200,12 +193,7 @@ def seed_values(summary: Summary, *path: Any) -> np.ndarray:
     return np.asarray(values, dtype=float)  # None (stored null) becomes NaN
 
 
-def _number(value: Any) -> float:
-    """A stored metric as a float: null (a non-finite value, see ``to_jsonable``) is NaN."""
-    return math.nan if value is None else float(value)
-
-
-def seed_mean(summary: Summary, key: str) -> float | np.ndarray:
-    """Mean of metric ``key`` over the seeds (elementwise for list metrics)."""
-    values = per_seed(summary, key).mean(axis=0)
+def seed_mean(summary: Summary, *path: Any) -> float | np.ndarray:
+    """Mean over the seeds of the metric at ``path`` (elementwise for list metrics)."""
+    values = seed_values(summary, *path).mean(axis=0)
     return float(values) if np.ndim(values) == 0 else values

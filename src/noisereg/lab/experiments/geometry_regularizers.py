@@ -26,13 +26,11 @@ from typing import Literal
 import numpy as np
 
 from noisereg._validate import (
-    check_choice,
     check_fraction,
     check_int,
     check_product,
     check_scale,
 )
-from noisereg.data.images import DATASETS, check_split
 from noisereg.lab._plotting import plt, save
 from noisereg.lab._progress import bar
 from noisereg.lab.experiments._geometry import (
@@ -41,6 +39,7 @@ from noisereg.lab.experiments._geometry import (
     SPLITS,
     STRAIGHT_BASIS,
     STRAIGHT_CHORD,
+    check_segment_data,
     mark_bound,
     over_seeds,
     seed_values,
@@ -75,10 +74,7 @@ class Config:
     points: int = 129
 
     def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, DATASETS)
-        for name in ("n_train", "n_test"):  # segments join two distinct samples of each split
-            check_int(name, getattr(self, name), low=2, high=10_000)
-        check_split(self.dataset, self.n_train, self.n_test)
+        check_segment_data(self.dataset, self.n_train, self.n_test, self.pairs, self.points)
         check_int("steps", self.steps, low=1, high=10**6)
         if not self.widths:
             raise ValueError("widths must hold at least one hidden width")
@@ -92,8 +88,6 @@ class Config:
         check_scale("sigma", self.sigma, high=10.0)
         check_scale("lam", self.lam, high=1e3)
         check_fraction("flip", self.flip, open_right=True)
-        check_int("pairs", self.pairs, low=1, high=min(self.n_train, self.n_test, 10_000))
-        check_int("points", self.points, low=3, high=4_097)
 
 
 def run(config: Config, seed: int) -> Metrics:

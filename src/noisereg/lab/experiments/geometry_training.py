@@ -18,8 +18,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from noisereg._validate import check_choice, check_int, check_product, check_scale
-from noisereg.data.images import DATASETS, check_split
+from noisereg._validate import check_int, check_product, check_scale
 from noisereg.diagnostics.geometry import segment_profiles
 from noisereg.lab._plotting import plt, save
 from noisereg.lab._progress import bar
@@ -30,6 +29,7 @@ from noisereg.lab.experiments._geometry import (
     SPLITS,
     STRAIGHT_BASIS,
     STRAIGHT_CHORD,
+    check_segment_data,
     error_plot,
     mark_bound,
     over_seeds,
@@ -58,10 +58,7 @@ class Config:
     profile_pairs: int = 3
 
     def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, DATASETS)
-        for name in ("n_train", "n_test"):  # segments join two distinct samples of each split
-            check_int(name, getattr(self, name), low=2, high=10_000)
-        check_split(self.dataset, self.n_train, self.n_test)
+        check_segment_data(self.dataset, self.n_train, self.n_test, self.pairs, self.points)
         check_int("depth", self.depth, low=1, high=64)
         check_int("epochs", self.epochs, low=1, high=10_000)
         if not self.widths or list(self.widths) != sorted(set(self.widths)):
@@ -74,8 +71,6 @@ class Config:
         check_product("epochs * n_train / batch_size", self.epochs * (
             self.n_train // self.batch_size), 1e7, "training steps")
         check_scale("lr", self.lr, high=10.0)
-        check_int("pairs", self.pairs, low=1, high=min(self.n_train, self.n_test, 10_000))
-        check_int("points", self.points, low=3, high=4_097)
         check_int("profile_pairs", self.profile_pairs, low=1, high=self.pairs)
 
 
@@ -108,8 +103,9 @@ def run(config: Config, seed: int) -> Metrics:
         xa, xb, ya, yb = (values[shown] for values in segments["test"])
         widest = width == config.widths[-1]
         if widest:
-            metrics["profile_classes"] = torch.stack([ya, yb], 1).tolist()
-            metrics["profile_init"] = _profiles(model, xa, xb, ya, yb, config.points)
+            # The widest net's logit profiles: classes [pair, 2], init / trained [pair, 2, point]
+            metrics["profiles"] = {"classes": torch.stack([ya, yb], 1).tolist(),
+                                   "init": _profiles(model, xa, xb, ya, yb, config.points)}
         curves = {split: {name: [] for name in MEASURED} for split in SPLITS}
         for epoch in bar(range(config.epochs + 1), desc=f"width {width}"):
             if epoch:
@@ -124,7 +120,7 @@ def run(config: Config, seed: int) -> Metrics:
         for split, value in trainer.evaluate().items():
             metrics[split].append(value)
         if widest:
-            metrics["profile_trained"] = _profiles(model, xa, xb, ya, yb, config.points)
+            metrics["profiles"]["trained"] = _profiles(model, xa, xb, ya, yb, config.points)
     return metrics
 
 
@@ -209,12 +205,12 @@ def _plot_measures(summary: Summary, outdir: Path) -> str:
 
 
 def _plot_profiles(summary: Summary, outdir: Path) -> str:
-    metrics = summary["runs"][0]["metrics"]
-    classes = metrics["profile_classes"]
+    profiles = summary["runs"][0]["metrics"]["profiles"]
+    classes = profiles["classes"]
     t = np.linspace(0, 1, summary["config"]["points"])
     fig, axes = plt.subplots(2, len(classes), figsize=(4 * len(classes), 6.4), squeeze=False)
     for row, stage in enumerate(("init", "trained")):
-        for col, (pair, (ya, yb)) in enumerate(zip(metrics[f"profile_{stage}"], classes)):
+        for col, (pair, (ya, yb)) in enumerate(zip(profiles[stage], classes)):
             ax = axes[row, col]
             for values, label, color in zip(pair, (f"logit {ya} (class of x_a)",
                                                    f"logit {yb} (class of x_b)"), ("C0", "C3")):

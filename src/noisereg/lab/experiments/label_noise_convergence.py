@@ -29,13 +29,12 @@ from noisereg.lab._plotting import plt, save
 from noisereg.lab.experiments._label_noise import (
     SparseDesign,
     loglog_slope,
-    seed_values,
     settling_time,
     support,
     support_errors,
     tail_slope,
 )
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.theory import lasso
 
@@ -216,20 +215,20 @@ def _lambda_note(summary: Summary, key: str, what: str) -> str:
 
 
 def claims(summary: Summary) -> list[Claim]:
-    recovered = bool(np.all(per_seed(summary, "recovered") == 1.0))
+    recovered = bool(np.all(seed_values(summary, "recovered") == 1.0))
     return [
-        DECREASES.decide(per_seed(summary, "worst_rate"),
+        DECREASES.decide(seed_values(summary, "worst_rate"),
                          note=_lambda_note(summary, "rate", "slope")),
-        RATE.decide(per_seed(summary, "worst_rate_gap")),
-        REACH.decide(per_seed(summary, "worst_final"),
+        RATE.decide(seed_values(summary, "worst_rate_gap")),
+        REACH.decide(seed_values(summary, "worst_final"),
                      note=_lambda_note(summary, "time_to_tolerance", "time to 2%")),
-        BIAS.decide(per_seed(summary, "bias_exponent")),
-        RECOVERED.decide(per_seed(summary, "recovered")),
-        RECOVERY_RATE.decide(per_seed(summary, "recovery_slope"),
+        BIAS.decide(seed_values(summary, "bias_exponent")),
+        RECOVERED.decide(seed_values(summary, "recovered")),
+        RECOVERY_RATE.decide(seed_values(summary, "recovery_slope"),
                              note=_lambda_note(summary, "recovery_time", "recovery time")
                              if recovered else "no slope: the support was not recovered at "
                                                "some lambda within the run"),
-        LASSO_SUPPORT.decide(per_seed(summary, "lasso_support")),
+        LASSO_SUPPORT.decide(seed_values(summary, "lasso_support")),
     ]
 
 
@@ -262,7 +261,7 @@ def _plot_distance(summary: Summary, outdir: Path) -> str:
 def _plot_bias(summary: Summary, outdir: Path) -> str:
     gammas = np.asarray(summary["config"]["bias_step_sizes"])
     distance = seed_values(summary, "bias", "distance")  # (seed, gamma)
-    exponent = per_seed(summary, "bias_exponent").mean()
+    exponent = seed_values(summary, "bias_exponent").mean()
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     ax.loglog(np.tile(gammas, len(distance)), distance.ravel(), "o", color="C0", alpha=0.4,
               mfc="none", label="seeds")

@@ -14,12 +14,12 @@ from typing import Literal
 
 import numpy as np
 
-from noisereg._validate import check_int, check_product, check_scale
+from noisereg._validate import check_int, check_scale
 from noisereg.dln import label_noise_sgd, sparse_regression
 from noisereg.dln.stability import check_label_noise_step
 from noisereg.lab._plotting import plot_coefficients, plt, save
-from noisereg.lab.experiments._label_noise import seed_values
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed
+from noisereg.lab.experiments._label_noise import check_design
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_mean, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.theory import label_noise_lasso_penalty, lasso
 
@@ -39,10 +39,7 @@ class Config:
     noise: Literal["rademacher", "gaussian"] = "rademacher"
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1, high=100_000)
-        check_int("d", self.d, low=1, high=100_000)
-        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
-        check_int("k", self.k, low=1, high=min(self.n, self.d))
+        check_design(self.n, self.d, self.k)
         check_scale("step_size", self.step_size, high=1.0)
         check_scale("delta", self.delta, high=1e3)
         check_scale("step_size * delta^2 (lambda)", self.step_size * self.delta**2, high=1e3)
@@ -111,9 +108,9 @@ INIT = ClaimSpec(
 
 
 def claims(summary: Summary) -> list[Claim]:
-    return [ERROR.decide(per_seed(summary, "error")),
-            CONSTANT.decide(per_seed(summary, "ratio")),
-            INIT.decide(per_seed(summary, "alpha_gap"))]
+    return [ERROR.decide(seed_values(summary, "error")),
+            CONSTANT.decide(seed_values(summary, "ratio")),
+            INIT.decide(seed_values(summary, "alpha_gap"))]
 
 
 def plot(summary: Summary, outdir: Path) -> list[str]:
@@ -122,11 +119,11 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     styles = ("-", "--", ":", "-.")
     for i, alpha in enumerate(alphas):
-        curves = seed_values(summary, "by_init", i, "distance_avg").mean(axis=0)
+        curves = seed_mean(summary, "by_init", i, "distance_avg")
         for j, label in enumerate(LABELS):
             ax.loglog(time, curves[j], styles[i % 4], color=f"C{j}",
                       label=f"average → {label}, α={alpha:g}")
-        ax.loglog(time, seed_values(summary, "by_init", i, "distance_last").mean(axis=0),
+        ax.loglog(time, seed_mean(summary, "by_init", i, "distance_last"),
                   styles[i % 4], color="0.6", lw=0.8, label=f"last iterate → Lasso(λ), α={alpha:g}")
     ax.axhline(TOLERANCE, color="k", lw=0.6, ls=":", label="tolerance")
     lam = summary["runs"][0]["metrics"]["lambda"]

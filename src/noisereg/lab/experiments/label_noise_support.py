@@ -24,7 +24,7 @@ from noisereg.lab.experiments._label_noise import (
     support,
     support_errors,
 )
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.theory import (
     hypentropy_interpolator,
@@ -153,15 +153,15 @@ MATCHES = ClaimSpec(
 
 def claims(summary: Summary) -> list[Claim]:
     dense_note = ("GD's limit, the hypentropy interpolator at this alpha, has share "
-                  f"{per_seed(summary, 'interpolator_off_share').mean():.3f} (mean over seeds)")
+                  f"{seed_values(summary, 'interpolator_off_share').mean():.3f} (mean over seeds)")
     exact_note = ("off-support share of the label-noise average: "
-                  f"{per_seed(summary, 'label_noise_off_share').max():.2g} (worst seed)")
-    return [IRREPRESENTABLE.decide(per_seed(summary, "irrepresentable")),
-            BETA_MIN.decide(per_seed(summary, "beta_min_margin")),
-            EXACT.decide(per_seed(summary, "support_errors"), note=exact_note),
-            DENSE.decide(per_seed(summary, "gd_off_share"), note=dense_note),
-            SHRINKS.decide(per_seed(summary, "shrinks")),
-            MATCHES.decide(per_seed(summary, "sweep_matches_lasso"))]
+                  f"{seed_values(summary, 'label_noise_off_share').max():.2g} (worst seed)")
+    return [IRREPRESENTABLE.decide(seed_values(summary, "irrepresentable")),
+            BETA_MIN.decide(seed_values(summary, "beta_min_margin")),
+            EXACT.decide(seed_values(summary, "support_errors"), note=exact_note),
+            DENSE.decide(seed_values(summary, "gd_off_share"), note=dense_note),
+            SHRINKS.decide(seed_values(summary, "shrinks")),
+            MATCHES.decide(seed_values(summary, "sweep_matches_lasso"))]
 
 
 def plot(summary: Summary, outdir: Path) -> list[str]:

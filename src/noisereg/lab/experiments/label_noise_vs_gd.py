@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from noisereg._validate import check_int, check_product, check_scale
+from noisereg._validate import check_int, check_scale
 from noisereg.dln import gradient_descent, label_noise_sgd, relative_error, sparse_regression
 from noisereg.dln.stability import check_gd_step, check_label_noise_step
 from noisereg.lab._plotting import plt, save
-from noisereg.lab.experiments._label_noise import seed_values
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed
+from noisereg.lab.experiments._label_noise import check_design
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_mean, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.theory import hypentropy_interpolator, label_noise_lasso_penalty, lasso
 
@@ -36,10 +36,7 @@ class Config:
     steps: int = 800_000
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1, high=100_000)
-        check_int("d", self.d, low=1, high=100_000)
-        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
-        check_int("k", self.k, low=1, high=min(self.n, self.d))
+        check_design(self.n, self.d, self.k)
         if len(self.init_scales) < 2 or list(self.init_scales) != sorted(set(self.init_scales)):
             raise ValueError("init_scales must be at least two increasing scales")
         for alpha in self.init_scales:
@@ -110,10 +107,10 @@ LN_ONE = ClaimSpec(
 
 
 def claims(summary: Summary) -> list[Claim]:
-    return [GD_LIMIT.decide(per_seed(summary, "gd_error")),
-            GD_ALPHA.decide(per_seed(summary, "gd_increase")),
-            LN_LASSO.decide(per_seed(summary, "ln_error")),
-            LN_ONE.decide(per_seed(summary, "ln_spread"))]
+    return [GD_LIMIT.decide(seed_values(summary, "gd_error")),
+            GD_ALPHA.decide(seed_values(summary, "gd_increase")),
+            LN_LASSO.decide(seed_values(summary, "ln_error")),
+            LN_ONE.decide(seed_values(summary, "ln_spread"))]
 
 
 def plot(summary: Summary, outdir: Path) -> list[str]:
@@ -138,7 +135,7 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
     for i, alpha in enumerate(alphas):
         for method, fmt, label in methods:
             ax.loglog(seed_values(summary, method, i, "time")[0],
-                      seed_values(summary, method, i, "to_star").mean(axis=0), fmt,
+                      seed_mean(summary, method, i, "to_star"), fmt,
                       color=f"C{i}", label=f"{label}, α={alpha:g}")
     ax.set(xlabel="continuous time γ · steps", ylabel="relative distance to β* (mean over seeds)",
            title="Trajectories: GD depends on α, label noise does not")

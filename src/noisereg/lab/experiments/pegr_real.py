@@ -25,12 +25,12 @@ from noisereg._validate import (
     check_product,
     check_scale,
 )
-from noisereg.data.images import DATASETS, check_split, load_split
+from noisereg.data.images import DATASETS, Split, check_split, load_split
 from noisereg.gradreg import regularized_loss
-from noisereg.lab._plotting import plt, save
+from noisereg.lab._plotting import log_steps, plt, save, seed_points
 from noisereg.lab._threads import one_thread
-from noisereg.lab.experiments._signal_noise_training import record_steps
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
+from noisereg.lab.experiments._signal_noise_training import record_and_train, record_steps
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_mean, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.label_noise import LabelNoise
 from noisereg.metrics import accuracy, per_example_cross_entropy
@@ -109,6 +109,29 @@ class Config:
         check_int("records", self.records, low=2, high=10_000)
 
 
+def _train(split: Split, y: torch.Tensor, config: Config, lam: float, penalty: str, seed: int,
+           at: list[int]) -> tuple[list[float], torch.Tensor]:
+    """Full-batch GD on ``L_S + lam * P`` from the seed's initialization: the clean test
+    accuracy at the steps ``at`` and the training scores at the end."""
+    model = MLP(split.num_features, [config.width], split.num_classes, seed=seed)
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr)
+
+    def step() -> None:
+        opt.zero_grad()
+        regularized_loss(model, per_example_cross_entropy, split.x_train, y, lam=lam,
+                         penalty=penalty).backward()
+        opt.step()
+
+    def test_accuracy() -> float:
+        with torch.no_grad():
+            return accuracy(model(split.x_test), split.y_test)
+
+    with one_thread():
+        curve = record_and_train(config.steps, at, test_accuracy, step)
+        with torch.no_grad():
+            return curve, model(split.x_train)
+
+
 def run(config: Config, seed: int) -> Metrics:
     """Per method: the test accuracy at the recorded steps, its final and best value, the
     training accuracy on the given labels and the fraction of flipped labels memorized."""
@@ -120,23 +143,8 @@ def run(config: Config, seed: int) -> Metrics:
     lams = {"gd": 0.0, "pegr": config.lam_pegr, "gr": config.lam_gr}
     metrics: Metrics = {"step": at, "flipped": float(flipped.double().mean())}
     for method in METHODS:
-        model = MLP(split.num_features, [config.width], split.num_classes, seed=seed)
-        opt = torch.optim.SGD(model.parameters(), lr=config.lr)
-        curve = []
-        with one_thread():
-            for t in range(config.steps + 1):
-                if t in at:
-                    with torch.no_grad():
-                        curve.append(accuracy(model(split.x_test), split.y_test))
-                if t == config.steps:
-                    break
-                opt.zero_grad()
-                regularized_loss(model, per_example_cross_entropy, split.x_train, y,
-                                 lam=lams[method], penalty="gr" if method == "gr" else "pegr"
-                                 ).backward()
-                opt.step()
-            with torch.no_grad():
-                scores = model(split.x_train)
+        curve, scores = _train(split, y, config, lams[method],
+                               "gr" if method == "gr" else "pegr", seed, at)
         metrics[method] = {
             "test_accuracy": curve,
             "final_test_accuracy": curve[-1],
@@ -171,27 +179,24 @@ def claims(summary: Summary) -> list[Claim]:
 def plot(summary: Summary, outdir: Path) -> list[str]:
     cfg = summary["config"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.7))
-    steps = np.maximum(seed_values(summary, "step")[0], 0.5)
+    steps = log_steps(seed_values(summary, "step")[0], axes[0])
     lam = {"gd": "", "pegr": f" (lambda={cfg['lam_pegr']:g})", "gr": f" (lambda={cfg['lam_gr']:g})"}
     for method in METHODS:
-        axes[0].plot(steps, seed_values(summary, method, "test_accuracy").mean(axis=0),
+        axes[0].plot(steps, seed_mean(summary, method, "test_accuracy"),
                      label=LABELS[method] + lam[method])
-    axes[0].set_xscale("log")
-    axes[0].set_xlabel("GD step (step 0 drawn at 0.5)")
     axes[0].set_ylabel("clean test accuracy")
     axes[0].set_title(f"{cfg['dataset']}, {cfg['n_train']} train, label flips "
                       f"{cfg['flip_prob']:g}")
     axes[0].legend(fontsize=8)
-    at = np.arange(len(METHODS))
-    for offset, (key, label) in zip((-0.2, 0.0, 0.2), (("final_test_accuracy", "final test"),
-                                                      ("best_test_accuracy", "best test"),
-                                                      ("memorized", "flips memorized"))):
-        values = np.array([seed_values(summary, m, key) for m in METHODS])  # [method, seed]
-        axes[1].bar(at + offset, values.mean(axis=1), width=0.2, label=label)
-        for i, per_seed in enumerate(values):
-            axes[1].plot([at[i] + offset] * len(per_seed), per_seed, "k.", ms=4)
-    axes[1].set_xticks(at, [LABELS[m] for m in METHODS])
-    axes[1].set_ylabel("fraction (dots: seeds)")
+    shown = (("final_test_accuracy", "final test"), ("best_test_accuracy", "best test"),
+             ("memorized", "flips memorized"))
+    for k, (key, label) in enumerate(shown):
+        for i, method in enumerate(METHODS):
+            seed_points(axes[1], i + 0.25 * (k - 1), seed_values(summary, method, key),
+                        color=f"C{k}", spread=0.04, mean_width=0.1,
+                        label=label if i == 0 else None)
+    axes[1].set_xticks(range(len(METHODS)), [LABELS[m] for m in METHODS])
+    axes[1].set_ylabel("fraction (dots: seeds, bars: mean)")
     axes[1].set_title("Final and best test accuracy, flipped labels fitted")
     axes[1].legend(fontsize=8)
     fig.suptitle(f"MLP {cfg['width']} hidden, full-batch GD lr {cfg['lr']:g}, mean of "

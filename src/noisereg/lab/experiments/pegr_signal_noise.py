@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from noisereg._validate import check_int, check_scale
-from noisereg.lab._plotting import plt, save
+from noisereg.lab._plotting import log_steps, plt, save
 from noisereg.lab.experiments._signal_noise_training import (
     CURVES,
     SignalNoiseConfig,
     make_problem,
     train_runs,
 )
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_mean, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 
 METHODS = ("gd", "pegr", "gr")
@@ -111,28 +111,21 @@ def _lambda(cfg: dict, method: str) -> str:
     return "" if method == "gd" else f" (lambda={cfg['lam_' + method]:g})"
 
 
-def _curve(summary: Summary, method: str, key: str) -> np.ndarray:
-    return seed_values(summary, method, key).mean(axis=0)
-
-
 def plot(summary: Summary, outdir: Path) -> list[str]:
     cfg = summary["config"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.9))
     for method, color in zip(METHODS, ("C0", "C1", "C2")):
-        steps = np.maximum(_curve(summary, method, "step"), 0.5)  # step 0 on the log axis
+        steps = log_steps(seed_mean(summary, method, "step"), *axes)
         label = LABELS[method] + _lambda(cfg, method)
-        axes[0].plot(steps, _curve(summary, method, "gamma_max"), color=color, label=label)
-        axes[1].plot(steps, _curve(summary, method, "rho_max"), color=color,
+        axes[0].plot(steps, seed_mean(summary, method, "gamma_max"), color=color, label=label)
+        axes[1].plot(steps, seed_mean(summary, method, "rho_max"), color=color,
                      label=f"{label}: max rho")
-        axes[1].plot(steps, _curve(summary, method, "rho_min"), color=color, ls="--",
+        axes[1].plot(steps, seed_mean(summary, method, "rho_min"), color=color, ls="--",
                      label=f"{LABELS[method]}: min rho")
     axes[0].set_title("Signal learning: max_{j,r} gamma")
     axes[0].set_ylabel("gamma")
     axes[1].set_title("Noise memorization: max and min rho")
     axes[1].set_ylabel("rho")
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xlabel("GD step (step 0 drawn at 0.5)")
     axes[0].legend(fontsize=7)
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"Signal-noise model: n={cfg['n']}, d={cfg['d']}, ||mu||={cfg['mu_norm']:g}, "
@@ -141,13 +134,11 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
     names = [save(fig, outdir, "gamma_rho.png")]
     fig, ax = plt.subplots(figsize=(6, 3.9))
     for method, color in zip(METHODS, ("C0", "C1", "C2")):
-        steps = np.maximum(_curve(summary, method, "step"), 0.5)
-        ax.plot(steps, _curve(summary, method, "test_error"), color=color,
+        steps = log_steps(seed_mean(summary, method, "step"), ax)
+        ax.plot(steps, seed_mean(summary, method, "test_error"), color=color,
                 label=f"{LABELS[method]}{_lambda(cfg, method)} test")
-        ax.plot(steps, _curve(summary, method, "train_error"), color=color, ls=":",
+        ax.plot(steps, seed_mean(summary, method, "train_error"), color=color, ls=":",
                 label=f"{LABELS[method]} train")
-    ax.set_xscale("log")
-    ax.set_xlabel("GD step (step 0 drawn at 0.5)")
     ax.set_ylabel("0-1 error")
     ax.set_ylim(-0.02, 0.75)
     ax.set_title("Train error and test error (fresh clean samples)")

@@ -24,11 +24,11 @@ from noisereg.lab.experiments._noise_injection import (
     PAPER,
     RunningAverage,
     checkpoints,
-    plot_convergence,
+    convergence_figure,
     squared_closure,
     train,
 )
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.models.group import GroupNet
 from noisereg.optim import PerturbedOptimizer
@@ -129,9 +129,9 @@ STABLE = ClaimSpec(
 
 
 def claims(summary: Summary) -> list[Claim]:
-    errors = per_seed(summary, "errors")
-    done = per_seed(summary, "steps_done") / summary["config"]["steps"]
-    return [MATCH.decide(errors[:, 0]), SCALE.decide(per_seed(summary, "ratio")),
+    errors = seed_values(summary, "errors")
+    done = seed_values(summary, "steps_done") / summary["config"]["steps"]
+    return [MATCH.decide(errors[:, 0]), SCALE.decide(seed_values(summary, "ratio")),
             STABLE.decide(done)]
 
 
@@ -139,10 +139,9 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
     run0 = summary["runs"][0]["metrics"]
     names = []
     if "average_steps" in run0:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        plot_convergence(ax, run0, LABELS)
-        ax.set(xlabel="PGD step", ylabel="relative L2 distance",
-               title=f"PGD on Σ v_j X_j w_j vs the group Lasso, seed {summary['runs'][0]['seed']}")
+        fig, ax = convergence_figure(
+            run0, LABELS, ylabel="relative L2 distance",
+            title=f"PGD on Σ v_j X_j w_j vs the group Lasso, seed {summary['runs'][0]['seed']}")
         ax.legend(fontsize=7)
         names.append(save(fig, outdir, "distance_to_group_lasso.png"))
 

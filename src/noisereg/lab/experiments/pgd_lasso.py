@@ -17,23 +17,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisereg._validate import check_int, check_product, check_scale
-from noisereg.dln import sparse_regression
+from noisereg._validate import check_int, check_scale
+from noisereg.dln import relative_error, sparse_regression
 from noisereg.dln.stability import check_gd_step
 from noisereg.lab._plotting import plot_coefficients, plt, save
 from noisereg.lab._progress import bar
 from noisereg.lab._threads import one_thread
+from noisereg.lab.experiments._label_noise import check_design
 from noisereg.lab.experiments._noise_injection import (
     COMPLETE,
     PAPER,
     RunningAverage,
     checkpoints,
-    plot_convergence,
-    relative,
+    convergence_figure,
     squared_closure,
     train,
 )
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed, seed_values
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.models.diagonal import DiagonalLinearNet
 from noisereg.optim import PerturbedOptimizer
@@ -88,10 +88,7 @@ class Config:
     explicit_steps: int = 1_500
 
     def __post_init__(self) -> None:
-        check_int("n", self.n, low=1, high=100_000)
-        check_int("d", self.d, low=1, high=100_000)
-        check_product("n * d", self.n * self.d, 1e7, "memory of the design")
-        check_int("k", self.k, low=1, high=min(self.n, self.d))
+        check_design(self.n, self.d, self.k)
         # <= 1: the irrepresentable condition
         check_scale("max_irrepresentable", self.max_irrepresentable, high=1.0)
         check_scale("sigma", self.sigma, high=10.0)
@@ -136,7 +133,7 @@ def run(config: Config, seed: int) -> Metrics:
     return {"lambda": lam, "lasso": references[0], "beta_star": beta_star,
             "beta_avg": average.mean, "beta_last": net.beta.detach().numpy(),
             "beta_explicit": explicit, "beta_min_norm": min_norm, "steps_done": done,
-            "explicit_error": relative(explicit, references[0]),
+            "explicit_error": relative_error(explicit, references[0]),
             "off_support": {"pgd_average": off_support_share(average.mean, off),
                             "lasso": off_support_share(references[0], off),
                             "min_norm": off_support_share(min_norm, off)},
@@ -149,25 +146,24 @@ def off_support_share(beta: np.ndarray, off: np.ndarray) -> float:
 
 
 def claims(summary: Summary) -> list[Claim]:
-    completed = per_seed(summary, "steps_done") / summary["config"]["steps"]
-    return [MATCHES.decide(per_seed(summary, "errors")[:, 0]),
-            LAMBDA.decide(per_seed(summary, "ratio")),
+    completed = seed_values(summary, "steps_done") / summary["config"]["steps"]
+    return [MATCHES.decide(seed_values(summary, "errors")[:, 0]),
+            LAMBDA.decide(seed_values(summary, "ratio")),
             SELECTS.decide(seed_values(summary, "off_support", "pgd_average")),
-            TWIN.decide(per_seed(summary, "explicit_error")),
+            TWIN.decide(seed_values(summary, "explicit_error")),
             COMPLETE.decide(completed)]
 
 
 def plot(summary: Summary, outdir: Path) -> list[str]:
     run0 = summary["runs"][0]["metrics"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    plot_convergence(ax, run0, LABELS, TOLERANCE)
+    fig, ax = convergence_figure(
+        run0, LABELS, tolerance=TOLERANCE, ylabel="relative L2 distance",
+        title=f"PGD on u²−v² vs the Lasso (λ = 2σ² = {run0['lambda']:.3g}), "
+              f"seed {summary['runs'][0]['seed']}")
     floor = 1e-3  # the explicit twin converges to machine precision: drawn at the floor
     ax.axhline(max(run0["explicit_error"], floor), color="C3", lw=1, ls="--",
                label=f"explicit twin (GD on L + R_eff) → Lasso(λ): {run0['explicit_error']:.1e}")
     ax.set_ylim(bottom=floor / 2)
-    ax.set(xlabel="PGD step", ylabel="relative L2 distance",
-           title=f"PGD on u²−v² vs the Lasso (λ = 2σ² = {run0['lambda']:.3g}), "
-                 f"seed {summary['runs'][0]['seed']}")
     ax.legend(fontsize=7)
     names = [save(fig, outdir, "distance_to_lasso.png")]
 

@@ -25,11 +25,11 @@ from noisereg.lab.experiments._noise_injection import (
     PAPER,
     RunningAverage,
     checkpoints,
-    plot_convergence,
+    convergence_figure,
     squared_closure,
     train,
 )
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.optim import PerturbedOptimizer
 from noisereg.theory.noise_injection import nuclear_norm_solution, two_layer_linear_net
@@ -107,18 +107,17 @@ def run(config: Config, seed: int) -> Metrics:
 
 
 def claims(summary: Summary) -> list[Claim]:
-    completed = per_seed(summary, "steps_done") / summary["config"]["steps"]
-    return [MATCHES.decide(per_seed(summary, "errors")[:, 0]),
-            TAU.decide(per_seed(summary, "ratio")),
+    completed = seed_values(summary, "steps_done") / summary["config"]["steps"]
+    return [MATCHES.decide(seed_values(summary, "errors")[:, 0]),
+            TAU.decide(seed_values(summary, "ratio")),
             COMPLETE.decide(completed)]
 
 
 def plot(summary: Summary, outdir: Path) -> list[str]:
     run0 = summary["runs"][0]["metrics"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    plot_convergence(ax, run0, LABELS, TOLERANCE)
-    ax.set(xlabel="PGD step", ylabel="relative Frobenius distance",
-           title=f"PGD on W2·W1 vs nuclear-norm solution (τ = {run0['tau']:.3g})")
+    fig, ax = convergence_figure(
+        run0, LABELS, tolerance=TOLERANCE, ylabel="relative Frobenius distance",
+        title=f"PGD on W2·W1 vs nuclear-norm solution (τ = {run0['tau']:.3g})")
     ax.legend(fontsize=8)
     names = [save(fig, outdir, "distance_to_svt.png")]
 

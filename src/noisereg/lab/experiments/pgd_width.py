@@ -21,10 +21,11 @@ from torch import nn
 
 from noisereg._seeding import generator
 from noisereg._validate import check_int, check_product, check_scale
+from noisereg.dln import relative_error
 from noisereg.lab._plotting import plt, save
 from noisereg.lab._threads import one_thread
 from noisereg.lab.experiments._noise_injection import COMPLETE, PAPER, train
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_values
+from noisereg.lab.experiments.base import Experiment, Metrics, Summary, seed_mean, seed_values
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.optim import PerturbedOptimizer
 from noisereg.theory.noise_injection import nuclear_norm_solution, two_layer_linear_net
@@ -167,7 +168,7 @@ def run(config: Config, seed: int) -> Metrics:
     y = (X @ beta_star)[:, None]
     targets = [nuclear_norm_solution(X, y, sigma)[0].numpy() for sigma in config.sigmas]
     metrics: Metrics = {"beta_sigma": targets, "shrinkage": [
-        float(np.linalg.norm(beta_star.numpy() - t) / beta_star.norm()) for t in targets]}
+        relative_error(t, beta_star) for t in targets]}
     with one_thread():
         for mode in MODES:
             metrics[mode] = _train(config, X, y, beta_star.numpy(), mode, seed)
@@ -196,7 +197,7 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
             ("distance_curve", "‖β_t − β_σ‖ / ‖β* − β_σ‖ (block mean)",
              "distance_to_minimizer.png"),
             ("loss_curve", "original loss L(β_t) (block mean)", "original_loss.png")):
-        curves = {mode: seed_values(summary, mode, key).mean(axis=0) for mode in MODES}
+        curves = {mode: seed_mean(summary, mode, key) for mode in MODES}
         fig, axes = plt.subplots(1, len(config["sigmas"]), figsize=(10.0, 4.0), sharey=True)
         for s, (ax, sigma) in enumerate(zip(axes, config["sigmas"])):
             for i, width in enumerate(config["widths"]):

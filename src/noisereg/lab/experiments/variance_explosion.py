@@ -23,7 +23,13 @@ from noisereg.lab._plotting import plt, save
 from noisereg.lab._progress import bar
 from noisereg.lab._threads import one_thread
 from noisereg.lab.experiments._noise_injection import PAPER, squared_closure
-from noisereg.lab.experiments.base import Experiment, Metrics, Summary, per_seed, seed_mean
+from noisereg.lab.experiments.base import (
+    Experiment,
+    Metrics,
+    Summary,
+    seed_mean,
+    seed_values,
+)
 from noisereg.lab.experiments.claims import Claim, ClaimSpec
 from noisereg.optim import PerturbedOptimizer
 from noisereg.theory.noise_injection import linear_net_smoothed_loss, two_layer_linear_net
@@ -101,10 +107,10 @@ def run(config: Config, seed: int) -> Metrics:
     gen = generator(seed)
     X = torch.randn(config.n, config.d0, generator=gen, dtype=torch.float64)
     Y = torch.randn(config.n, config.d2, generator=gen, dtype=torch.float64)
+    # Per mode, one value per width: metrics[mode]["mc" | "stderr" | "closed" | "grad_trace"].
     metrics: Metrics = {"widths": list(config.widths), "loss": []}
     for mode in MODES:
-        metrics |= {f"mc_{mode}": [], f"stderr_{mode}": [], f"closed_{mode}": [],
-                    f"grad_trace_{mode}": []}
+        metrics[mode] = {"mc": [], "stderr": [], "closed": [], "grad_trace": []}
 
     def half_mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (out - target).pow(2).sum() / (2 * out.shape[0])
@@ -117,44 +123,44 @@ def run(config: Config, seed: int) -> Metrics:
             for mode in MODES:
                 estimate = smoothed_loss(net, half_mse, X, Y, sigma=config.sigma,
                                          samples=config.samples, mode=mode, seed=seed)
-                metrics[f"mc_{mode}"].append(estimate.value)
-                metrics[f"stderr_{mode}"].append(estimate.stderr)
-                metrics[f"closed_{mode}"].append(
+                m = metrics[mode]
+                m["mc"].append(estimate.value)
+                m["stderr"].append(estimate.stderr)
+                m["closed"].append(
                     float(linear_net_smoothed_loss(X, Y, W1, W2, config.sigma, mode=mode)))
-                metrics[f"grad_trace_{mode}"].append(_gradient_covariance_trace(
+                m["grad_trace"].append(_gradient_covariance_trace(
                     net, X, Y, config.sigma, mode, config.grad_samples, seed))
     for mode in MODES:
-        mc, closed = np.asarray(metrics[f"mc_{mode}"]), np.asarray(metrics[f"closed_{mode}"])
-        metrics[f"max_rel_error_{mode}"] = float(np.max(np.abs(mc - closed) / closed))
-        metrics[f"max_z_{mode}"] = float(np.max(np.abs(mc - closed)
-                                                / np.asarray(metrics[f"stderr_{mode}"])))
-        metrics[f"grad_slope_{mode}"] = float(np.polyfit(np.log(config.widths),
-                                                         np.log(metrics[f"grad_trace_{mode}"]),
-                                                         1)[0])
-    mc_global, mc_layer = metrics["mc_global"], metrics["mc_layerwise"]
+        m = metrics[mode]
+        mc, closed = np.asarray(m["mc"]), np.asarray(m["closed"])
+        m["max_rel_error"] = float(np.max(np.abs(mc - closed) / closed))
+        m["max_z"] = float(np.max(np.abs(mc - closed) / np.asarray(m["stderr"])))
+        m["grad_slope"] = float(np.polyfit(np.log(config.widths), np.log(m["grad_trace"]),
+                                           1)[0])
+    mc_global, mc_layer = metrics["global"]["mc"], metrics["layerwise"]["mc"]
     metrics["global_growth"] = mc_global[-1] / mc_global[0]
     metrics["layerwise_spread"] = max(mc_layer) / min(mc_layer)
-    metrics["max_rel_error"] = max(metrics[f"max_rel_error_{m}"] for m in MODES)
-    metrics["max_z"] = max(metrics[f"max_z_{m}"] for m in MODES)
-    metrics["slope_gap"] = metrics["grad_slope_global"] - metrics["grad_slope_layerwise"]
+    metrics["max_rel_error"] = max(metrics[m]["max_rel_error"] for m in MODES)
+    metrics["max_z"] = max(metrics[m]["max_z"] for m in MODES)
+    metrics["slope_gap"] = metrics["global"]["grad_slope"] - metrics["layerwise"]["grad_slope"]
     return metrics
 
 
 def claims(summary: Summary) -> list[Claim]:
-    return [EXACT.decide(per_seed(summary, "max_z")),
-            GROWS.decide(per_seed(summary, "global_growth")),
-            FLAT.decide(per_seed(summary, "layerwise_spread")),
-            VARIANCE.decide(per_seed(summary, "slope_gap"))]
+    return [EXACT.decide(seed_values(summary, "max_z")),
+            GROWS.decide(seed_values(summary, "global_growth")),
+            FLAT.decide(seed_values(summary, "layerwise_spread")),
+            VARIANCE.decide(seed_values(summary, "slope_gap"))]
 
 
 def plot(summary: Summary, outdir: Path) -> list[str]:
     widths = summary["config"]["widths"]
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     for j, mode in enumerate(MODES):
-        ax.errorbar(widths, seed_mean(summary, f"mc_{mode}"),
-                    yerr=2 * seed_mean(summary, f"stderr_{mode}"), fmt="o", color=f"C{j}",
+        ax.errorbar(widths, seed_mean(summary, mode, "mc"),
+                    yerr=2 * seed_mean(summary, mode, "stderr"), fmt="o", color=f"C{j}",
                     label=f"{mode}: Monte Carlo (±2 s.e.)")
-        ax.plot(widths, seed_mean(summary, f"closed_{mode}"), "-", color=f"C{j}",
+        ax.plot(widths, seed_mean(summary, mode, "closed"), "-", color=f"C{j}",
                 label=f"{mode}: closed form")
     ax.plot(widths, seed_mean(summary, "loss"), "k--", lw=0.8, label="R(w), no noise")
     ax.set(xscale="log", yscale="log", xlabel="width d1", ylabel="R_σ(w) = E L(w + noise)",
@@ -164,8 +170,8 @@ def plot(summary: Summary, outdir: Path) -> list[str]:
 
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     for j, mode in enumerate(MODES):
-        ax.plot(widths, seed_mean(summary, f"grad_trace_{mode}"), "o-", color=f"C{j}",
-                label=f"{mode} (slope {seed_mean(summary, f'grad_slope_{mode}'):.2f})")
+        ax.plot(widths, seed_mean(summary, mode, "grad_trace"), "o-", color=f"C{j}",
+                label=f"{mode} (slope {seed_mean(summary, mode, 'grad_slope'):.2f})")
     ax.set(xscale="log", yscale="log", xlabel="width d1",
            ylabel="tr Cov[∇L(w + noise)]", title="Variance of the perturbed gradient")
     ax.legend(fontsize=8)
