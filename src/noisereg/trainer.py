@@ -36,6 +36,9 @@ after writing, belongs to another config or holds anything but tensors and plain
 (4, 4, True)
 >>> sorted(trainer.evaluate())
 ['test_accuracy', 'train_accuracy']
+>>> from noisereg.trainer import AMPS, DEVICES, METHODS
+>>> AMPS, DEVICES, len(METHODS)
+(('none', 'bf16', 'fp16'), ('cpu', 'cuda'), 7)
 """
 
 from __future__ import annotations
@@ -167,7 +170,17 @@ class TrainConfig:
 @dataclass(frozen=True)
 class FitResult:
     """What :meth:`Trainer.fit` did: ``steps`` done in all (a resumed trainer counts the steps
-    before it too), the loss of the last step, and the losses of the steps of this call."""
+    before it too), the loss of the last step, and the losses of the steps of this call.
+
+    >>> from noisereg.trainer import TrainConfig, Trainer
+    >>> config = TrainConfig(steps=3, n_train=32, n_test=16, batch_size=8, widths=(4,),
+    ...                      device="cpu")
+    >>> trainer = Trainer(config)
+    >>> _ = trainer.step()  # one step by hand, then the rest
+    >>> result = trainer.fit()
+    >>> result.steps, len(result.losses), result.final_loss == result.losses[-1]
+    (3, 2, True)
+    """
 
     steps: int
     final_loss: float
@@ -251,6 +264,13 @@ class Trainer:
 
     ``model`` replaces the config's MLP (it must take the data set's features and return one
     score per class); the config's widths then go unused.
+
+    >>> import torch
+    >>> from noisereg.trainer import TrainConfig, Trainer
+    >>> config = TrainConfig(steps=2, n_train=32, n_test=16, batch_size=8, device="cpu")
+    >>> trainer = Trainer(config, model=torch.nn.Linear(64, 10))  # digits: 64 features
+    >>> trainer.fit().steps
+    2
     """
 
     def __init__(self, config: TrainConfig, model: nn.Module | None = None) -> None:
@@ -427,11 +447,38 @@ _MAGIC = b"noisereg.train checkpoint v1\n"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that is refused: damaged, changed, of another config, or holding code."""
+    """A checkpoint that is refused: damaged, changed, of another config, or holding code.
+
+    >>> import pathlib, tempfile
+    >>> from noisereg.trainer import CheckpointError, TrainConfig, Trainer, load_checkpoint
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "not-a-checkpoint.pt"
+    >>> _ = path.write_bytes(b"import os")
+    >>> trainer = Trainer(TrainConfig(steps=1, n_train=32, n_test=16, batch_size=8, device="cpu"))
+    >>> try:
+    ...     load_checkpoint(trainer, path)
+    ... except CheckpointError as err:
+    ...     print("refused")
+    refused
+    """
 
 
 def save_checkpoint(trainer: Trainer, path: Path) -> None:
-    """Write ``MAGIC``, the sha256 of the rest, the config as JSON, then the state (atomic)."""
+    """Write ``MAGIC``, the sha256 of the rest, the config as JSON, then the state (atomic).
+
+    >>> import pathlib, tempfile, torch
+    >>> from noisereg.trainer import TrainConfig, Trainer, load_checkpoint, save_checkpoint
+    >>> config = TrainConfig(steps=4, n_train=32, n_test=16, batch_size=8, device="cpu")
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "checkpoint.pt"
+    >>> trainer = Trainer(config)
+    >>> _ = trainer.step(), trainer.step()  # interrupted after 2 of 4 steps
+    >>> save_checkpoint(trainer, path)
+    >>> resumed = Trainer(config)
+    >>> load_checkpoint(resumed, path)
+    >>> _, _ = trainer.fit(), resumed.fit()
+    >>> all(torch.equal(a, b) for a, b in zip(trainer.model.parameters(),
+    ...                                        resumed.model.parameters()))
+    True
+    """
     buffer = io.BytesIO()
     torch.save(trainer.state_dict(), buffer)
     header = json.dumps({"config": asdict(trainer.config)}, sort_keys=True, allow_nan=False)
@@ -441,7 +488,18 @@ def save_checkpoint(trainer: Trainer, path: Path) -> None:
 
 def load_checkpoint(trainer: Trainer, path: Path) -> None:
     """Verify the checksum and the config, then load the state with ``weights_only=True``;
-    anything wrong raises ``CheckpointError`` naming ``path`` and what differs."""
+    anything wrong raises ``CheckpointError`` naming ``path`` and what differs (see
+    :func:`save_checkpoint` for a round trip).
+
+    >>> import pathlib, tempfile
+    >>> from noisereg.trainer import CheckpointError, TrainConfig, Trainer, load_checkpoint
+    >>> trainer = Trainer(TrainConfig(steps=1, n_train=32, n_test=16, batch_size=8, device="cpu"))
+    >>> try:
+    ...     load_checkpoint(trainer, pathlib.Path(tempfile.mkdtemp()) / "missing.pt")
+    ... except CheckpointError as err:
+    ...     print(str(err).split(": ", 1)[1].split(" (")[0])
+    unreadable checkpoint
+    """
     try:
         data = Path(path).read_bytes()
     except OSError as err:
