@@ -31,7 +31,6 @@ from noisereg.lab._threads import one_thread
 from noisereg.lab.experiments.base import (
     Experiment,
     Summary,
-    config_hash,
     config_to_dict,
     to_jsonable,
 )
@@ -173,7 +172,7 @@ class _Job:
 
 def _job(exp: Experiment, config: Any, seeds: Sequence[int], out: Path, preset: str,
          resume: bool) -> _Job:
-    partial, digest = _partial(out, exp.name), config_hash(config)
+    partial, digest = _partial(out, exp.name), exp.digest(config)
     # Without resume the partial folder's records (an unfinished run) are replaced.
     cache = {(r["config_hash"], r["seed"]): r for r in read_runs(
         partial / "runs.jsonl", experiment=exp.name)} if resume else {}
@@ -293,7 +292,7 @@ def _finish(exp: Experiment, config: Any, seeds: list[int], records: dict[int, R
             for s in seeds]
     summary: Summary = {
         "experiment": exp.name, "paper": exp.paper, "claim": exp.claim, "preset": preset,
-        "config": config_to_dict(config), "config_hash": config_hash(config), "seeds": seeds,
+        "config": config_to_dict(config), "config_hash": exp.digest(config), "seeds": seeds,
         # Timings stay in runs.jsonl: the summary is identical for identical seeds.
         "runs": runs,
     }

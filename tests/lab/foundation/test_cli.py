@@ -116,6 +116,23 @@ def test_resume_ignores_runs_of_another_config(toy_registry, tmp_path, capsys) -
     assert summary["runs"][0]["metrics"]["mean"] < 0.6  # scale 1, not the stored scale 2 run
 
 
+def test_resume_reruns_runs_of_an_older_version(toy_registry, tmp_path, monkeypatch,
+                                                capsys) -> None:
+    # A new version of run() (other draws, another metrics layout) under an unchanged config:
+    # the stored runs are run again, so a summary never mixes the two.
+    assert main(["run", "toy", "--seeds", "1", "--out", str(tmp_path)]) == 0
+    calls = []
+    newer = dataclasses.replace(toy_registry, version=toy_registry.version + 1,
+                                run=lambda config, seed: calls.append(seed) or toy_registry.run(
+                                    config, seed))
+    monkeypatch.setattr(registry, "experiments", lambda: {"toy": newer})
+    capsys.readouterr()
+    assert main(["run", "toy", "--seeds", "1", "--resume", "--json", "--out", str(tmp_path)]) == 0
+    assert calls == [0]
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["config_hash"].endswith(f"-v{newer.version}")
+
+
 def test_report_rebuilds_and_refuses_corrupted_files(toy_registry, tmp_path, capsys) -> None:
     assert main(["reproduce", "--out", str(tmp_path)]) == 0
     (tmp_path / "report.md").unlink()

@@ -62,14 +62,13 @@ def _quick() -> tuple[float, float]:
 def _full_minutes() -> float:
     """Estimated minutes of ``reproduce --full --jobs 2`` (``--jobs 1`` printed beside it)."""
     from noisereg.lab._pool import local_pool
-    from noisereg.lab.experiments.base import config_hash
     from noisereg.lab.experiments.registry import experiments
     from noisereg.lab.runner import run_seed
 
     registry = list(experiments().values())
     with local_pool(2) as pool:
         futures = [pool.submit(run_seed, exp, exp.preset("full"), 0,
-                               config_hash(exp.preset("full"))) for exp in registry]
+                               exp.digest(exp.preset("full"))) for exp in registry]
         per_unit = [future.result()["seconds"] for future in futures]
     units = [s for exp, s in zip(registry, per_unit) for _ in range(exp.default_seeds("full"))]
     one, two = makespan(units, 1) / 60, makespan(units, 2) / 60

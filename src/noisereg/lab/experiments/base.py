@@ -53,12 +53,19 @@ class Experiment:
     seeds_quick: int = 3
     seeds_full: int = 5
     description: str = ""
+    # Bumped whenever ``run`` gives other metrics for the same config and seed (other draws,
+    # another layout): stored runs of an older version are then run again, never resumed.
+    version: int = 1
 
     def __post_init__(self) -> None:
         names = [spec.name for spec in self.claim_specs]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"experiment {self.name!r}: claim_specs must be non-empty with "
                              "unique names")
+
+    def digest(self, config: Any) -> str:
+        """The key of this experiment's runs of ``config``: its hash and the version."""
+        return f"{config_hash(config)}-v{self.version}"
 
     def decided(self, summary: Summary) -> list[Claim]:
         """``claims(summary)``, checked against the specs fixed before the results were seen."""
