@@ -98,7 +98,7 @@ class _Hessian:
     def rademacher(self, gen: torch.Generator) -> Vectors:
         """Independent +-1 entries, one draw each. (Packing 31 signs into every int32 draw was
         measured against this on the MLP of the ``hutchinson-probe`` bench: 10 probes 5% faster
-        on one thread, 4-34% slower on two, so the plain draw stays.)"""
+        on one thread, 4-52% slower on two, so the plain draw stays.)"""
         signs = torch.randint(0, 2, (self.dim,), generator=gen, dtype=torch.float32)
         return self.unflat(signs.mul_(2).sub_(1))
 
