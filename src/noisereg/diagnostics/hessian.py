@@ -39,9 +39,6 @@ from noisereg._validate import check_choice, check_int, check_positive
 
 LossFn = Callable[[object, object], torch.Tensor]
 Vectors = list[torch.Tensor]
-_SIGN_SHIFTS = 31 - torch.arange(31, dtype=torch.int32)  # bit k of a word -> bit 31
-_SIGN_BIT = -(2**31)  # 0x80000000 as int32
-_FLOAT32_ONE = 0x3F800000
 
 
 @dataclass(frozen=True)
@@ -124,11 +121,11 @@ class _Hessian:
         return [torch.zeros_like(p) if h is None else h for h, p in zip(hv, self.params)]
 
     def rademacher(self, gen: torch.Generator) -> Vectors:
-        """Independent +-1 entries from 31 bits of every int32 draw, each bit moved into the
-        sign of 1.0f (torch draws ~3 ns per number: one per entry would cost half an HVP)."""
-        words = torch.empty(-(-self.dim // 31), dtype=torch.int32).random_(generator=gen)
-        signs = ((words.unsqueeze(1) << _SIGN_SHIFTS) & _SIGN_BIT) | _FLOAT32_ONE
-        return self.unflat(signs.reshape(-1)[:self.dim].view(torch.float32))
+        """Independent +-1 entries, one draw each. (Packing 31 signs into every int32 draw was
+        measured against this on the MLP of the ``hutchinson-probe`` bench: 10 probes 5% faster
+        on one thread, 4-52% slower on two, so the plain draw stays.)"""
+        signs = torch.randint(0, 2, (self.dim,), generator=gen, dtype=torch.float32)
+        return self.unflat(signs.mul_(2).sub_(1))
 
     def flat(self, vs: Vectors) -> torch.Tensor:
         return torch.cat([v.reshape(-1) for v in vs])

@@ -2,10 +2,14 @@
 
 A :class:`Plan` holds the trainable parameters, their owners, the covered modules and their
 rules, the reasons the ghost backend refuses, whether some module couples the examples, and
-the backend ``auto`` settled on. It is cached per model and per configuration: the key is one
-walk over the modules (identity, train/eval mode, own parameters and their ``requires_grad``),
-so replacing a module, tying or freezing a parameter, switching train/eval or registering a
-ghost rule gives a new plan, while the usual train/eval alternation reuses the two plans.
+the backend ``auto`` settled on. It is built once per model configuration and cached: a call
+costs one walk over the modules to form the key (identity and type of every module, its
+train/eval mode, its own parameters' identities and ``requires_grad``, and the count of
+registered ghost rules), instead of re-validating the model. Replacing a module, tying or
+freezing a parameter, switching train/eval or registering a ghost rule gives a new plan, while
+the usual train/eval alternation reuses the two plans. A cached plan whose modules or
+parameters are no longer alive is rebuilt, since CPython may give a new object a dead one's
+``id``.
 """
 
 from __future__ import annotations
@@ -87,7 +91,10 @@ class Plan:
         self.checked: set[str] = set()  # backends compared with the loop on this plan
         self.refused: dict[str, str] = {}
         self.choice: BackendChoice | None = None
+        self._members: list[weakref.ref] = []  # every module and parameter of the key
         for name, m in model.named_modules():
+            self._members.append(weakref.ref(m))
+            self._members += [weakref.ref(p) for p in m.parameters(recurse=False)]
             label = f"{name or type(model).__name__} ({type(m).__name__})"
             if (self.coupling is None and isinstance(m, _BatchNorm)
                     and (m.training or m.running_mean is None)):
@@ -121,6 +128,11 @@ class Plan:
             self.param_names[id(p)] = f"{name}.{n}" if name else n
             self.parameters[self.param_names[id(p)]] = p
 
+    def alive(self) -> bool:
+        """Whether the objects this plan was built from still exist (then the ids in its key
+        are theirs)."""
+        return all(r() is not None for r in self._members)
+
     def covered(self) -> list[nn.Module]:
         """The modules the ghost backend hooks (alive while the model is)."""
         return [m for m in (r() for r in self._covered) if m is not None]
@@ -152,7 +164,7 @@ _PLANS: weakref.WeakKeyDictionary[nn.Module, dict[tuple, Plan]] = weakref.WeakKe
 
 
 def _key(model: nn.Module) -> tuple:
-    return (registrations(), *((id(m), m.training,
+    return (registrations(), *((id(m), type(m), m.training,
                                 *((id(p), p.requires_grad) for p in m.parameters(recurse=False)))
                                for m in model.modules()))
 
@@ -162,7 +174,7 @@ def plan_for(model: nn.Module) -> Plan:
     plans = _PLANS.setdefault(model, {})
     key = _key(model)
     plan = plans.pop(key, None)
-    if plan is None:
+    if plan is None or not plan.alive():
         plan = Plan(model)
         if len(plans) >= _KEPT:
             del plans[next(iter(plans))]

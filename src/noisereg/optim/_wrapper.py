@@ -22,6 +22,10 @@ class NoiseWrapper(Optimizer):
     ``base(self.param_groups, **base_kwargs)`` is built on the wrapper's own group dicts, so an
     LR scheduler attached to either object, or an edit of ``group["lr"]`` / ``group["sigma"]``,
     is seen by both. Each group carries ``"sigma"`` (default: the ``sigma`` argument).
+
+    ``check_finite`` is opt-in where it would cost a host sync: ``None`` checks the closure's
+    loss only on the CPU (a read of host memory, no sync), ``True`` everywhere (one sync per step
+    on an accelerator), ``False`` never.
     """
 
     def __init__(self, params: Iterable[Any], base: type[Optimizer], *, sigma: float, seed: int,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import operator
 import os
 import pkgutil
 import platform
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from noisereg._atomic import atomic_write_text
+from noisereg.lab._compare import OPS, check_op, goal
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,14 @@ class Target:
     measure: Callable[[], float]
     peer: bool = False  # compares against an optional external tool; run only with --peers
 
+    def __post_init__(self) -> None:
+        check_op(self.op)
+
     def check(self, measured: float) -> dict[str, Any]:
         """The row of the table: a non-finite measurement never passes."""
-        ops = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-        passed = math.isfinite(measured) and ops[self.op](measured, self.threshold)
+        passed = math.isfinite(measured) and OPS[self.op](measured, self.threshold)
         return {"name": self.name, "description": self.description, "unit": self.unit,
-                "measured": measured, "expected": f"{self.op} {self.threshold:g}",
+                "measured": measured, "expected": goal(self.op, self.threshold),
                 "passed": bool(passed)}
 
 

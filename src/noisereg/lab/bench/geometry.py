@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
+import torch.autograd.forward_ad as fwAD
 
 from noisereg._seeding import generator
 from noisereg.diagnostics.geometry import DEFAULT_MEASURES, MEASURES, segment_measures
-from noisereg.diagnostics.geometry.profiles import segment_points
+from noisereg.diagnostics.geometry.profiles import segment_points, segment_profiles
 from noisereg.lab.bench import Target, side_by_side
 from noisereg.models.mlp import MLP
 
@@ -37,7 +38,36 @@ def _ratio(measures: list[str]) -> float:
     return times["measures"] / times["forward"]
 
 
+def _tangent_rule_ratio() -> float:
+    """segment_profiles' forward-mode pass (values and slopes, no activation hooks) over a plain
+    torch.autograd.forward_ad JVP of the same points and directions."""
+    model, xa, xb = _setup()
+    xa, xb = xa[:RULE_PAIRS], xb[:RULE_PAIRS]
+    t = torch.linspace(0, 1, POINTS)
+    x = segment_points(xa, xb, t)
+    v = (xb - xa).repeat_interleave(POINTS, dim=0)
+
+    @torch.no_grad()
+    def plain() -> None:
+        with fwAD.dual_level():
+            fwAD.unpack_dual(model(fwAD.make_dual(x, v)))
+
+    def library() -> None:
+        segment_profiles(model, xa, xb, points=POINTS, chunk=CHUNK, activations=())
+
+    times = side_by_side({"plain": plain, "library": library}, repeats=7, warmup=1)
+    return times["library"] / times["plain"]
+
+
+RULE_PAIRS = 16
 TARGETS = [
+    Target("geometry-linear-tangent-rule",
+           f"segment_profiles' forward-mode pass, whose F.linear tangent rule (a "
+           f"TorchFunctionMode) skips the matmul with the weight's zero tangent, over a plain "
+           f"forward_ad JVP of the same points: 784-1024-1024-1024-10 MLP, {RULE_PAIRS} pairs x "
+           f"{POINTS} points. Measured 0.62-0.65 when kept (issue 12; the plain JVP ~1.5x "
+           f"slower); a ratio near 1 would mean the rule no longer pays",
+           "<=", 0.8, "x plain", _tangent_rule_ratio),
     Target("geometry-measures-vs-forward",
            f"GGD, deflection, sagitta, relative measures and kinks (one forward-mode pass with "
            f"activation hooks) over the forward passes on the same points: 784-1024-1024-1024-10 "

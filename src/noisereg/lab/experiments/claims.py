@@ -31,13 +31,14 @@ A non-finite value on any seed (a diverged run) makes the claim fail, with the s
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
+
+from noisereg.lab._compare import OPS, check_op, goal
 
 Source = Literal["paper", "derived", "exploratory", "sanity"]
 Rule = Literal["interval", "worst"]
@@ -54,9 +55,6 @@ VERDICTS: dict[str, dict[str, str]] = {
 }
 VOID = "void (sanity check failed)"
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 4000
 
@@ -103,8 +101,7 @@ class ClaimSpec:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {self.source!r}")
-        if self.op not in _OPS:
-            raise ValueError(f"op must be one of {', '.join(_OPS)}; got {self.op!r}")
+        check_op(self.op)
         if self.rule not in ("interval", "worst"):
             raise ValueError(f"rule must be 'interval' or 'worst'; got {self.rule!r}")
         if not math.isfinite(self.threshold):
@@ -114,7 +111,7 @@ class ClaimSpec:
 
     @property
     def expected(self) -> str:
-        return f"{self.op} {self.threshold:g}"
+        return goal(self.op, self.threshold)
 
     def decide(self, values: Sequence[float] | np.ndarray, *,
                baseline: Sequence[float] | np.ndarray | None = None, paired: bool = True,
@@ -148,7 +145,7 @@ class ClaimSpec:
                 raise ValueError("the 'worst' rule compares seeds one by one: baseline must be "
                                  "paired")
             worst = float(diff.max() if self.op in ("<", "<=") else diff.min())
-            outcome = "holds" if _OPS[self.op](worst, self.threshold) else "fails"
+            outcome = "holds" if OPS[self.op](worst, self.threshold) else "fails"
             notes.append(f"worst of {len(diff)} seed(s)")
             return self._claim(worst, (float(diff.min()), float(diff.max())), len(diff),
                                outcome, notes)
@@ -169,7 +166,7 @@ class ClaimSpec:
         if interval is None:
             return "inconclusive"
         lo, hi = interval
-        check = _OPS[self.op]
+        check = OPS[self.op]
         if check(lo, self.threshold) and check(hi, self.threshold):
             return "holds"
         if not check(lo, self.threshold) and not check(hi, self.threshold):
