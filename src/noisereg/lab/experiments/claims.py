@@ -39,6 +39,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
+from noisereg._seeding import numpy_generator
+
 Source = Literal["paper", "derived", "exploratory", "sanity"]
 Rule = Literal["interval", "worst"]
 SOURCES: tuple[str, ...] = ("paper", "derived", "exploratory", "sanity")
@@ -219,7 +221,7 @@ def _bootstrap(values: np.ndarray,
     """Percentile bootstrap over seeds; the generator is fixed so the verdict is reproducible."""
     if len(values) < 2:
         return None
-    rng = np.random.default_rng(0)
+    rng = numpy_generator(0, "bootstrap")
     picks = rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))
     draws = np.array([statistic(values[p]) for p in picks], dtype=float)
     tail = (1 - CONFIDENCE) / 2 * 100

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_int, check_product, check_scale
 from noisereg.lab._plotting import plt, save
 from noisereg.lab._threads import one_thread
@@ -160,7 +160,7 @@ def _train(config: Config, X: torch.Tensor, y: torch.Tensor, beta_star: np.ndarr
 
 
 def run(config: Config, seed: int) -> Metrics:
-    gen = generator(seed)
+    gen = torch_generator(seed, "data")
     X = torch.randn(config.n, config.d0, generator=gen, dtype=torch.float64)
     beta_star = torch.zeros(config.d0, dtype=torch.float64)
     beta_star[:2] = torch.tensor([1.0, -1.0])

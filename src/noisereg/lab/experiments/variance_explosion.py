@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_int, check_product, check_scale
 from noisereg.diagnostics.smoothed_loss import smoothed_loss
 from noisereg.lab._plotting import plt, save
@@ -98,7 +98,7 @@ def _gradient_covariance_trace(net: torch.nn.Module, X: torch.Tensor, Y: torch.T
 
 
 def run(config: Config, seed: int) -> Metrics:
-    gen = generator(seed)
+    gen = torch_generator(seed, "data")
     X = torch.randn(config.n, config.d0, generator=gen, dtype=torch.float64)
     Y = torch.randn(config.n, config.d2, generator=gen, dtype=torch.float64)
     metrics: Metrics = {"widths": list(config.widths), "loss": []}
