@@ -59,6 +59,12 @@ class NoiseStream:
         self.per_rank = per_rank
         self._prefix: dict[tuple[int, int], hashlib.blake2b] = {}
 
+    def __getstate__(self) -> dict:
+        return {"seed": self.seed, "per_rank": self.per_rank}  # hash states do not pickle
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["seed"], per_rank=state["per_rank"])
+
     def key(self, step: int, index: int, rank: int = 0) -> int:
         """The seed of parameter ``index``'s noise at ``step`` on ``rank``."""
         prefix = self._prefix.get((rank, index))
