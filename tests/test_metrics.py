@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg.metrics import accuracy, per_example_cross_entropy
 
 
 def test_per_example_cross_entropy_is_each_rows_own_cross_entropy() -> None:
-    gen = generator(0)
+    gen = torch_generator(0, "data")
     scores = torch.randn(7, 5, generator=gen, dtype=torch.float64) * 4
     targets = torch.randint(0, 5, (7,), generator=gen)
     losses = per_example_cross_entropy(scores, targets)
@@ -45,7 +45,7 @@ def test_accuracy_is_the_exact_fraction_of_hits() -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 def test_accuracy_counts_by_hand_whatever_the_dtype(dtype: torch.dtype) -> None:
-    gen = generator(1)
+    gen = torch_generator(1, "data")
     scores = torch.randn(999, 10, generator=gen).to(dtype)
     targets = torch.randint(0, 10, (999,), generator=gen)
     rows = scores.float().tolist()

@@ -114,7 +114,7 @@ def test_batches_are_distinct_indices_fixed_by_seed_and_step() -> None:
     ("n_train", 1797, r"n_train must be in \[1, 1796\]"),
     ("n_test", 0, r"n_test must be in \[1, "),
     ("widths", (8, 0), "widths must be"),
-    ("steps", 0, r"steps must be in \[1, 1000003\]"),
+    ("steps", 0, r"steps must be in \[1, 1000000000\]"),
     ("batch_size", 65, r"batch_size must be in \[1, 64\]"),
     ("lr", 0.0, "lr must be in"),
     ("lr", float("nan"), "lr must be a finite number"),

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_choice, check_fraction, check_int, check_nonnegative
 
 
 class LabelNoise:
     """``noisy = LabelNoise("rademacher", delta)(targets)``; returns a new tensor.
 
-    Randomness: call k draws from a ``torch.Generator`` seeded by the key (seed, stream, k).
+    Randomness: call k draws from ``torch_generator(seed, "label-noise", stream, k)``.
     ``noise_sync="shared"`` (stream 0) gives every DDP rank identical noise for identical
     inputs; ``"per_rank"`` folds the rank (``torch.distributed.get_rank()`` when initialised,
     else 0) into the stream, so ranks holding different shards get independent noise. The state
@@ -80,9 +80,9 @@ class LabelNoise:
         stream = 0
         if self.noise_sync == "per_rank":
             stream = 1 + (dist.get_rank() if dist.is_available() and dist.is_initialized() else 0)
-        key = np.random.SeedSequence([self.seed, stream, self.calls]).generate_state(1, np.uint64)
+        gen = torch_generator(self.seed, "label-noise", stream, self.calls)
         self.calls += 1
-        return torch.Generator().manual_seed(int(key[0]))
+        return gen
 
     def __call__(self, targets: torch.Tensor, *,
                  shard: tuple[int, int] | None = None) -> torch.Tensor:

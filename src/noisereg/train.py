@@ -53,8 +53,8 @@ from noisereg.trainer import (
     AMPS,
     DEVICES,
     MAX_SEED,
+    MAX_STEPS,
     METHODS,
-    SEED_STRIDE,
     TrainConfig,
     Trainer,
     load_checkpoint,
@@ -102,7 +102,7 @@ def _directory(text: str) -> Path:
 _HELP = {
     "method": "training method", "dataset": "bundled data set",
     "widths": "hidden widths, comma separated", "n_train": "training examples",
-    "n_test": "test examples", "steps": f"SGD steps (at most {SEED_STRIDE})",
+    "n_test": "test examples", "steps": f"SGD steps (at most {MAX_STEPS})",
     "batch_size": "global batch size (at most n_train)", "lr": "learning rate",
     "momentum": "SGD momentum, in [0, 1)", "sigma": "weight-noise std (pgd-*, anti-pgd)",
     "lam": "penalty weight (pegr, gr)", "flip": "label-flip probability (label-noise)",
@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=_directory, required=True, default=argparse.SUPPRESS,
                    help="directory for checkpoint.pt and metrics.json")
     p.add_argument("--checkpoint-every", type=_integer, default=50,
-                   help=f"steps between checkpoints, in [1, {SEED_STRIDE}]")
+                   help=f"steps between checkpoints, in [1, {MAX_STEPS}]")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt when it exists")
     return p
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-        check_int("checkpoint_every", args.checkpoint_every, low=1, high=SEED_STRIDE)
+        check_int("checkpoint_every", args.checkpoint_every, low=1, high=MAX_STEPS)
         _check_out(args.out)
         world = int(os.environ.get("WORLD_SIZE", "1"))
     except (_UsageError, ValueError) as err:

@@ -8,7 +8,7 @@ per-example cross-entropy of :mod:`noisereg.metrics`).
 
 Every draw is keyed by the seed: the data split, the initial weights (built on the CPU, then
 moved to ``device``), the noise, and the batch of step ``s``, drawn by :func:`batch_indices` from
-a generator seeded with ``seed * SEED_STRIDE + s`` whatever ran before. A trainer restored with
+the generator of key (seed, "batches", s) whatever ran before. A trainer restored with
 ``load_state_dict`` therefore continues bitwise like the uninterrupted run.
 
 Under DDP (a process group initialized before the trainer is built, e.g. by ``torchrun``) the
@@ -61,7 +61,7 @@ from torch import nn
 
 from noisereg._atomic import atomic_write_bytes
 from noisereg._errors import one_line
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_choice, check_finite, check_int
 from noisereg.data.images import DATASETS, SIZES, Split, load_split
 from noisereg.gradreg import regularized_loss
@@ -79,10 +79,8 @@ DEFAULT_DEVICE: Device = "cuda" if torch.cuda.is_available() else "cpu"
 Amp = Literal["none", "bf16", "fp16"]
 AMPS: tuple[str, ...] = Amp.__args__  # type: ignore[attr-defined]
 _AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-# The batch of step s is drawn with seed * SEED_STRIDE + s: more steps than the stride would
-# replay the batches of seed + 1. Seeds are 32-bit, which keeps that key within 64 bits.
-SEED_STRIDE = 1_000_003
 MAX_SEED = 2**32 - 1
+MAX_STEPS = 10**9  # a sanity bound on input: batches and noise are keyed for any step
 _F32 = torch.finfo(torch.float32)
 # Float32 copies of the weights a step may hold at once: weights, gradients, momentum, noise,
 # saved weights, the checkpoint being written. Used to refuse widths that cannot fit in memory.
@@ -110,7 +108,7 @@ class TrainConfig:
     >>> TrainConfig(steps=0)
     Traceback (most recent call last):
     ...
-    ValueError: steps must be in [1, 1000003], got 0
+    ValueError: steps must be in [1, 1000000000], got 0
     """
 
     method: Method = "gd"
@@ -157,7 +155,7 @@ class TrainConfig:
                              f"got {self.n_test!r}")
         for w in self.widths:
             check_int("widths", w, low=1)
-        check_int("steps", self.steps, low=1, high=SEED_STRIDE)
+        check_int("steps", self.steps, low=1, high=MAX_STEPS)
         check_int("batch_size", self.batch_size, low=1, high=self.n_train)
         check_int("seed", self.seed, low=0, high=MAX_SEED)
         _check_float32("lr", self.lr, zero=False)
@@ -189,13 +187,13 @@ class FitResult:
 
 def batch_indices(seed: int, step: int, n_train: int, batch_size: int) -> torch.Tensor:
     """The global batch of ``step``: ``batch_size`` distinct indices into the ``n_train``
-    training examples, from a generator seeded with ``seed * SEED_STRIDE + step``, so the same on
+    training examples, from the generator of key (``seed``, "batches", ``step``), so the same on
     every rank and whatever ran before.
 
     >>> batch_indices(0, 5, 10, 3).equal(batch_indices(0, 5, 10, 3))
     True
     """
-    gen = generator(seed * SEED_STRIDE + step)
+    gen = torch_generator(seed, "batches", step)
     return torch.randperm(n_train, generator=gen)[:batch_size]
 
 

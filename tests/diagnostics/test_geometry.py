@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg.diagnostics import segment_measures, segment_profiles
 from noisereg.diagnostics.geometry import (
     DEFAULT_MEASURES,
@@ -24,7 +24,7 @@ f64 = torch.float64
 
 
 def _randn(*shape: int, seed: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=generator(seed), dtype=f64)
+    return torch.randn(*shape, generator=torch_generator(seed, "data"), dtype=f64)
 
 
 def _linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> nn.Linear:

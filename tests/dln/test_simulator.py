@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from noisereg._seeding import numpy_generator
 from noisereg.dln import gradient_descent, label_noise_sgd
 from noisereg.dln.simulator import iter_draws
 
@@ -24,7 +25,8 @@ def _plain_python(X, y, *, step_size, delta, steps, init_scale, parametrization,
     """Per-coordinate Python floats: the update of Pillaud-Vivien et al. written out."""
     n, d = X.shape
     rows, labels = X.tolist(), y.tolist()
-    blocks = list(iter_draws(np.random.default_rng(seed), steps, n, batch_size, noise, delta > 0))
+    blocks = list(iter_draws(numpy_generator(seed, "label-noise"), steps, n, batch_size, noise,
+                             delta > 0))
     idx = np.concatenate([b[0] for b in blocks]).tolist()
     eps = np.concatenate([b[1] for b in blocks]).tolist()
     signed = parametrization == "u2-v2"

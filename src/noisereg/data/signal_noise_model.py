@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_fraction, check_int, check_nonnegative, check_positive
 
 
@@ -74,7 +74,7 @@ def signal_noise(n: int, d: int, mu_norm: float, sigma_p: float, flip_prob: floa
     check_fraction("flip_prob", flip_prob)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    gen = generator(seed)
+    gen = torch_generator(seed, "data")
     f64 = torch.float64
     clean_y = 2.0 * torch.randint(0, 2, (n,), generator=gen, dtype=f64) - 1.0
     flipped = torch.rand(n, generator=gen, dtype=f64) < flip_prob

@@ -35,6 +35,7 @@ from noisereg._calls import (
     check_forward,
     double_backward_kernels,
 )
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_choice, check_int, check_positive
 
 LossFn = Callable[[object, object], torch.Tensor]
@@ -176,7 +177,7 @@ def hessian_trace(model: nn.Module, loss: LossFn, inputs: Batch, targets: Batch,
     if per_layer and method != "hutchinson":
         raise ValueError("per_layer traces need method='hutchinson'")
     hess = _Hessian(model, loss, inputs, targets, forward)
-    gen = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+    gen = torch_generator(check_int("seed", seed, low=0), "probes")
     if method == "hutch++":
         return _hutchpp(hess, probes, gen)
     rows = []
@@ -232,7 +233,7 @@ def top_eigenvalue(model: nn.Module, loss: LossFn, inputs: Batch, targets: Batch
     check_int("iters", iters, low=1)
     check_positive("tol", tol)
     hess = _Hessian(model, loss, inputs, targets, forward)
-    gen = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+    gen = torch_generator(check_int("seed", seed, low=0), "probes")
     v = torch.randn(hess.dim, generator=gen, dtype=torch.float64).to(hess.device)
     v /= v.norm()
     value = math.nan

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from noisereg._seeding import numpy_generator
 from noisereg._validate import check_int, check_positive
 from noisereg.theory.sparse import irrepresentable_constant
 
@@ -40,7 +41,7 @@ def sparse_regression(n: int, d: int, k: int, *, seed: int,
         raise ValueError(f"magnitudes must be a positive number or {k} positive numbers")
     if max_irrepresentable is not None:
         check_positive("max_irrepresentable", max_irrepresentable)
-    rng = np.random.default_rng(seed)
+    rng = numpy_generator(seed, "data")
     support = np.sort(rng.choice(d, size=k, replace=False))
     signs = rng.choice([-1.0, 1.0], size=k) if signed else np.ones(k)
     beta_star = np.zeros(d)

@@ -10,7 +10,7 @@ N(0, 1)), SGD with step size gamma and batch B,
 has a time average that solves the Lasso with lambda_j = gamma delta^2 ||X_j||^2 / (n B)
 (:func:`noisereg.theory.label_noise_lasso_penalty`). Gradient descent is the case B = n, delta = 0.
 
-Randomness: a ``numpy.random.Generator`` seeded by ``seed`` draws, block by block
+Randomness: ``numpy_generator(seed, "label-noise")`` draws, block by block
 (:func:`iter_draws`), the batch indices (then the noise signs / normals) of every step; the
 compiled kernel consumes them, so the run is deterministic and reproducible by a plain loop.
 """
@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 
+from noisereg._seeding import numpy_generator
 from noisereg._validate import (
     as_design,
     check_choice,
@@ -179,7 +180,7 @@ def label_noise_sgd(X: np.ndarray, y: np.ndarray, *, step_size: float, delta: fl
     ck_total = np.zeros((ck_steps.size, d))
     ck_beta = np.zeros((ck_steps.size, d))
     ck_pos, done = 0, 0
-    rng = np.random.default_rng(seed)
+    rng = numpy_generator(seed, "label-noise")
     for idx, eps in iter_draws(rng, steps, n, batch, noise, noisy=delta > 0):
         ran, ck_pos = run_block(X, y, idx, eps, delta, 2.0 * gamma, signed, u, v, beta, total,
                                 done, ck_steps, ck_pos, ck_total, ck_beta)

@@ -10,7 +10,7 @@ from noisereg._lazy import lazy_exports
 
 _EXPORTS = {
     "MLP": "noisereg.models.mlp",
-    "generator": "noisereg._seeding",
+    "torch_generator": "noisereg._seeding",
     "he_init_": "noisereg.models.init",
     "DiagonalLinearNet": "noisereg.models.diagonal",
     "GroupNet": "noisereg.models.group",

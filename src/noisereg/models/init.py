@@ -15,8 +15,8 @@ def he_init_(module: nn.Module, gen: torch.Generator) -> nn.Module:
     N(0, 2 / fan_in) with ``gen``; biases start at zero, norm layers at (1, 0).
 
     >>> from torch import nn
-    >>> from noisereg.models import generator, he_init_
-    >>> layer = he_init_(nn.Linear(1000, 100, device="meta"), generator(0))
+    >>> from noisereg.models import he_init_, torch_generator
+    >>> layer = he_init_(nn.Linear(1000, 100, device="meta"), torch_generator(0, "init"))
     >>> layer.weight.device.type, layer.bias.abs().max().item()
     ('cpu', 0.0)
     >>> abs(layer.weight.var().item() * 1000 / 2 - 1) < 0.05  # variance 2 / fan_in

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_int
 from noisereg.models.init import he_init_
 
@@ -16,7 +16,7 @@ from noisereg.models.init import he_init_
 class MLP(nn.Sequential):
     """``in_features -> widths[0] -> ... -> out_features`` with ReLU between Linear layers.
 
-    Built on the meta device and initialised from ``torch.Generator().manual_seed(seed)``:
+    Built on the meta device and initialised from ``torch_generator(seed, "init")``:
     the same seed gives the same weights and the global RNG is never touched.
 
     >>> import torch
@@ -41,7 +41,7 @@ class MLP(nn.Sequential):
             if i < len(sizes) - 2:
                 layers.append(nn.ReLU())
         super().__init__(*layers)
-        he_init_(self, generator(seed))
+        he_init_(self, torch_generator(seed, "init"))
 
     @property
     def linears(self) -> list[nn.Linear]:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_choice, check_finite, check_int, check_nonnegative
 
 
@@ -54,7 +54,7 @@ class PatchCNN(nn.Module):
         self.filters = nn.Linear(d, 2 * m, bias=False, device="meta", dtype=dtype)
         self.filters.to_empty(device="cpu")
         with torch.no_grad():
-            self.filters.weight.normal_(0.0, sigma0, generator=generator(seed))
+            self.filters.weight.normal_(0.0, sigma0, generator=torch_generator(seed, "init"))
         self.register_buffer("initial", self.filters.weight.detach().clone())
         self.register_buffer("second", torch.cat([torch.full((m,), 1.0 / m, dtype=dtype),
                                                   torch.full((m,), -1.0 / m, dtype=dtype)]))

@@ -1,10 +1,10 @@
 """Gaussian noise streams keyed by (seed, step, parameter index[, rank]).
 
-Every tensor's noise comes from a ``torch.Generator`` of its device seeded with a hash of its
-key, so
+Every tensor's noise comes from a ``torch.Generator`` of its device seeded with
+``derive(seed, "noise", rank, index, step)`` (:mod:`noisereg._seeding`), so
 
 * every rank of a data-parallel job draws identical noise (the rank enters the key only with
-  ``per_rank=True``), which is what keeps DDP replicas in step;
+  ``per_rank=True``; otherwise it is 0), which is what keeps DDP replicas in step;
 * resuming needs only (seed, step): the draws of step n depend on nothing drawn before, nor on
   which layers earlier steps perturbed;
 * layers never share noise (the parameter index is in the key; re-seeding every layer with the
@@ -22,30 +22,16 @@ training, but do not use these streams where independence of every block matters
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
 
-_MASK = (1 << 64) - 1
-_CHOICE = 0x5EED  # key part that separates the layer choice from the noise draws
+from noisereg._seeding import derive, hash_state, key_of
+
 _local = threading.local()  # generators per thread: optimizers may step in several threads
-
-
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return x ^ (x >> 31)
-
-
-def stream_key(*parts: int) -> int:
-    """A 63-bit hash of the integers ``parts`` (order matters)."""
-    h = 0
-    for part in parts:
-        h = _splitmix64(h ^ (part & _MASK))
-    return h >> 1
 
 
 def current_rank() -> int:
@@ -64,30 +50,36 @@ def _generator(device: torch.device) -> torch.Generator:
 class NoiseStream:
     """N(0, std^2) draws for (step, parameter index) pairs; ``per_rank`` adds the rank to the key.
 
-    The key of a tensor is the hash of (seed, rank, parameter index, 0, step); the hash of
-    everything but the step is cached, so a step costs one mixing round per tensor. The 0 is
-    the chunk slot of the former thread-pooled draws (32768 entries per chunk): keeping it keeps
-    the noise of smaller tensors as it was, and the first 32768 entries of larger ones.
+    The key of a tensor is ``derive(seed, "noise", rank, index, step)``; the hash state of
+    everything but the step is cached, so a step costs one hash update per tensor.
     """
 
     def __init__(self, seed: int, *, per_rank: bool = False) -> None:
         self.seed = seed
         self.per_rank = per_rank
-        self._prefix: dict[tuple[int, int], int] = {}
+        self._prefix: dict[tuple[int, int], hashlib.blake2b] = {}
+
+    def __getstate__(self) -> dict:
+        return {"seed": self.seed, "per_rank": self.per_rank}  # hash states do not pickle
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["seed"], per_rank=state["per_rank"])
 
     def key(self, step: int, index: int, rank: int = 0) -> int:
         """The seed of parameter ``index``'s noise at ``step`` on ``rank``."""
         prefix = self._prefix.get((rank, index))
         if prefix is None:
-            prefix = self._prefix[rank, index] = stream_key(self.seed, rank, index, 0)
-        return _splitmix64(prefix ^ (step & _MASK)) >> 1
+            prefix = self._prefix[rank, index] = hash_state(self.seed, "noise", rank, index)
+        h = prefix.copy()
+        h.update(step.to_bytes(8, "little"))
+        return key_of(h)
 
     def _rank(self) -> int:
         return current_rank() if self.per_rank else 0
 
     def choice(self, step: int, m: int) -> int:
         """A layer index uniform on {0, ..., m-1} for ``step`` (bias below m / 2^63)."""
-        return stream_key(self.seed, self._rank(), _CHOICE, step) % m
+        return derive(self.seed, "layer-choice", self._rank(), step) % m
 
     def fill_(self, items: Sequence[tuple[torch.Tensor, int, float]], step: int) -> None:
         """Overwrite each tensor of ``items`` = (tensor, parameter index, std) with the noise of

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_choice, check_int, check_nonnegative
 
 Mode = Literal["global", "layerwise"]
@@ -215,7 +216,7 @@ def two_layer_linear_net(d0: int, d1: int, d2: int, *, seed: int = 0,
         check_int(name, d, low=1)
     net = nn.Sequential(nn.Linear(d0, d1, bias=False, device="meta"),
                         nn.Linear(d1, d2, bias=False, device="meta")).to_empty(device="cpu")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed, "init")
     with torch.no_grad():
         net[0].weight.normal_(0, scale / math.sqrt(d1 * d0), generator=gen)
         net[1].weight.normal_(0, scale / math.sqrt(d2 * d1), generator=gen)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg.data.images import DATASETS, _raw
 from noisereg.lab.experiments import geometry_init, geometry_regularizers, geometry_training
 from noisereg.lab.experiments._geometry import (
@@ -30,7 +30,7 @@ f64 = torch.float64
 
 
 def _data(n: int = 60, d: int = 5, classes: int = 4, seed: int = 0):
-    gen = generator(seed)
+    gen = torch_generator(seed, "data")
     return (torch.randn(n, d, generator=gen, dtype=f64),
             torch.randint(classes, (n,), generator=gen))
 
@@ -81,7 +81,7 @@ def test_pairs_refuse_bad_input() -> None:
 def test_readings_match_closed_forms_on_a_quadratic() -> None:
     """f(x) = x^T A x / 2: g(t) = f(x_a) + (r - a) t + a t^2 with a = v^T A v / 2,
     r = v^T A x_a + a, grad f = A x."""
-    gen = generator(5)
+    gen = torch_generator(5, "data")
     m = torch.randn(4, 4, generator=gen, dtype=f64)
     a_mat = (m + m.T) / 2
     xa, xb = (torch.randn(6, 4, generator=gen, dtype=f64) for _ in range(2))
@@ -114,7 +114,7 @@ def test_readings_match_closed_forms_on_a_quadratic() -> None:
 
 
 def test_affine_network_reads_perfectly_straight() -> None:
-    gen = generator(2)
+    gen = torch_generator(2, "data")
     w, b = torch.randn(3, 5, generator=gen, dtype=f64), torch.randn(3, generator=gen, dtype=f64)
     xa, xb = (torch.randn(4, 5, generator=gen, dtype=f64) for _ in range(2))
     found = straightness(lambda x: x @ w.T + b, xa, xb, points=9, patterns=False)

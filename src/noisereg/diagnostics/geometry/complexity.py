@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_int, check_positive
 from noisereg.diagnostics.geometry._activations import (
     HOW,
@@ -28,7 +28,8 @@ def _frame(directions: int | torch.Tensor, size: int, seed: int,
                              f"shape {tuple(directions.shape)}")
         return directions.to(like)
     check_int("directions", directions, low=1, high=size)
-    gaussian = torch.randn(size, directions, generator=generator(seed), dtype=torch.float64)
+    gaussian = torch.randn(size, directions, generator=torch_generator(seed, "probes"),
+                           dtype=torch.float64)
     return torch.linalg.qr(gaussian).Q.T.to(like)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg.diagnostics.geometry import DEFAULT_MEASURES, MEASURES, segment_measures
 from noisereg.diagnostics.geometry.profiles import segment_points, segment_profiles
 from noisereg.lab.bench import Target, side_by_side
@@ -17,7 +17,7 @@ TANGENT_MEASURES = [m for m in DEFAULT_MEASURES if MEASURES[m].needs != "gradien
 
 def _setup() -> tuple[MLP, torch.Tensor, torch.Tensor]:
     model = MLP(784, [1024, 1024, 1024], 10, seed=0)
-    gen = generator(1)
+    gen = torch_generator(1, "data")
     return model, torch.rand(PAIRS, 784, generator=gen), torch.rand(PAIRS, 784, generator=gen)
 
 

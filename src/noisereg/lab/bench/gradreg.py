@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg.gradreg import regularized_loss
 from noisereg.lab.bench import Target, side_by_side
 from noisereg.metrics import per_example_cross_entropy
@@ -38,11 +38,11 @@ def small_cnn(seed: int = 0) -> nn.Module:
         nn.Conv2d(1, 32, 3, device="meta"), nn.ReLU(), nn.Conv2d(32, 64, 3, device="meta"),
         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(9216, 128, device="meta"), nn.ReLU(),
         nn.Linear(128, 10, device="meta"))
-    return he_init_(model, generator(seed))
+    return he_init_(model, torch_generator(seed, "init"))
 
 
 def _batch(shape: tuple[int, ...], seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = generator(seed)
+    gen = torch_generator(seed, "data")
     return torch.rand(shape, generator=gen), torch.randint(0, 10, shape[:1], generator=gen)
 
 

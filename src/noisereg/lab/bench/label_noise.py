@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from noisereg._seeding import numpy_generator
 from noisereg.dln import label_noise_sgd, sparse_regression
 from noisereg.dln.simulator import iter_draws
 from noisereg.lab.bench import Target, side_by_side
@@ -19,7 +20,8 @@ def numpy_loop(X: np.ndarray, y: np.ndarray, steps: int, seed: int = 0) -> np.nd
     u = np.full(X.shape[1], ALPHA)
     v = u.copy()
     total = np.zeros(X.shape[1])
-    for idx, eps in iter_draws(np.random.default_rng(seed), steps, X.shape[0], 1, "rademacher"):
+    draws = iter_draws(numpy_generator(seed, "label-noise"), steps, X.shape[0], 1, "rademacher")
+    for idx, eps in draws:
         for i, e in zip(idx[:, 0], eps[:, 0]):
             x = X[i]
             a = 2 * GAMMA * (x @ (u * u - v * v) - y[i] - DELTA * e) * x

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg.diagnostics.hessian import hessian_trace
 from noisereg.lab.bench import Target, side_by_side
 from noisereg.models.mlp import MLP
@@ -19,7 +19,7 @@ WIDTHS, STEPS, PROBES = (512, 512), 10, 10
 
 
 def _problem(batch: int) -> tuple[MLP, torch.Tensor, torch.Tensor]:
-    gen = generator(0)
+    gen = torch_generator(0, "data")
     x = torch.randn(batch, 784, generator=gen)
     return MLP(784, WIDTHS, 10, seed=0), x, torch.randint(10, (batch,), generator=gen)
 

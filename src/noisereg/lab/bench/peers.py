@@ -14,7 +14,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg.diagnostics.hessian import hessian_trace
 from noisereg.gradreg import per_example_sq_grad_norms
 from noisereg.lab.bench import Target, side_by_side
@@ -25,7 +25,7 @@ PROBES = 8
 
 
 def _setup(batch: int = 128) -> tuple[MLP, torch.Tensor, torch.Tensor]:
-    gen = generator(1)
+    gen = torch_generator(1, "data")
     x, y = torch.rand(batch, 784, generator=gen), torch.randint(0, 10, (batch,), generator=gen)
     return MLP(784, [512, 512], 10, seed=0), x, y
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_choice, check_int
 from noisereg.data.images import DATASETS, SIZES, Split, check_split
 from noisereg.diagnostics.geometry import segment_measures, segment_profiles
@@ -89,21 +89,23 @@ SPLITS = ("train", "test")
 
 
 def draw_pairs(x: torch.Tensor, y: torch.Tensor, count: int, seed: int,
-               pairing: str = "random") -> tuple[torch.Tensor, torch.Tensor]:
-    """``count`` pairs of indices into ``x``: distinct anchors drawn with ``seed`` among the
-    samples that have a classmate, each with a partner that is
+               pairing: str = "random", *, stream: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` pairs of indices into ``x``: distinct anchors drawn from
+    ``torch_generator(seed, "pairs", stream)`` among the samples that have a classmate, each
+    with a partner that is
 
     * ``random``: any other sample;
     * ``class``: another sample of the anchor's class (``y``);
     * ``neighbour``: the nearest other sample (Euclidean) at a positive distance.
 
-    The anchors depend only on ``seed`` and the labels, so the pairings share them.
+    The anchors depend only on (``seed``, ``stream``) and the labels, so the pairings share
+    them.
     """
     check_choice("pairing", pairing, PAIRINGS)
     counts = torch.bincount(y)
     eligible = (counts[y] >= 2).nonzero()[:, 0]
     check_int("pairs", count, low=1, high=len(eligible))
-    gen = generator(seed)
+    gen = torch_generator(seed, "pairs", stream)
     anchors = eligible[torch.randperm(len(eligible), generator=gen)[:count]]
     if pairing == "random":
         return anchors, (anchors + torch.randint(1, len(x), (count,), generator=gen)) % len(x)
@@ -127,7 +129,7 @@ def split_pairs(data: Split, pairs: int, seed: int) -> dict[str, tuple[torch.Ten
     segments = {}
     for split in SPLITS:
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
-        first, second = draw_pairs(x, y, pairs, 2 * seed + SPLITS.index(split))
+        first, second = draw_pairs(x, y, pairs, seed, stream=SPLITS.index(split))
         segments[split] = (x[first], x[second], y[first], y[second])
     return segments
 

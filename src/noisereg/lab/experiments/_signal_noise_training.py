@@ -19,6 +19,7 @@ from typing import Literal, TypeVar
 import numpy as np
 import torch
 
+from noisereg._seeding import derive
 from noisereg._validate import (
     check_choice,
     check_fraction,
@@ -90,8 +91,9 @@ class Problem:
 def make_problem(config: SignalNoiseConfig, seed: int) -> Problem:
     """Training set (label flips with ``flip_prob``), a clean test set and the initial model."""
     c = config
-    train = signal_noise(c.n, c.d, c.mu_norm, c.sigma_p, c.flip_prob, seed=2 * seed, dtype=F64)
-    test = signal_noise(c.n_test, c.d, c.mu_norm, c.sigma_p, 0.0, seed=2 * seed + 1, dtype=F64)
+    train = signal_noise(c.n, c.d, c.mu_norm, c.sigma_p, c.flip_prob, seed=seed, dtype=F64)
+    test = signal_noise(c.n_test, c.d, c.mu_norm, c.sigma_p, 0.0,
+                        seed=derive(seed, "test-data"), dtype=F64)
     return Problem(train, test, PatchCNN(c.d, c.m, c.q, c.sigma0, seed=seed, dtype=F64))
 
 

@@ -5,7 +5,8 @@ An experiment is one module in :mod:`noisereg.lab.experiments` that defines ``EX
 
 * ``config``: a dataclass type; ``quick`` and ``full`` are two instances of it (the presets),
   and its ``__post_init__`` validates the fields (raise ``ValueError`` naming the field);
-* ``run(config, seed) -> metrics``: one seed, every random draw from generators seeded by ``seed``;
+* ``run(config, seed) -> metrics``: one seed, every random draw from generators of
+  ``noisereg._seeding`` keyed by (``seed``, purpose, indices);
   the metrics are JSON values (numbers, strings, lists, dicts) and identical for identical inputs;
 * ``claim_specs``: the :class:`~noisereg.lab.experiments.claims.ClaimSpec` of every claim, each with
   its source (paper, derived, exploratory, sanity), threshold and the threshold's origin, fixed

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
+from noisereg._seeding import numpy_generator
 from noisereg.lab._compare import OPS, check_op, goal
 
 Source = Literal["paper", "derived", "exploratory", "sanity"]
@@ -216,7 +217,7 @@ def _bootstrap(values: np.ndarray,
     """Percentile bootstrap over seeds; the generator is fixed so the verdict is reproducible."""
     if len(values) < 2:
         return None
-    rng = np.random.default_rng(0)
+    rng = numpy_generator(0, "bootstrap")
     picks = rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))
     draws = np.array([statistic(values[p]) for p in picks], dtype=float)
     tail = (1 - CONFIDENCE) / 2 * 100

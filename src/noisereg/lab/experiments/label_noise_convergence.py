@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noisereg._seeding import derive
 from noisereg._validate import check_int, check_positive, check_product, check_scale
 from noisereg.dln import label_noise_sgd
 from noisereg.dln.stability import check_label_noise_step
@@ -135,10 +136,10 @@ def _bias_run(X: np.ndarray, y: np.ndarray, config: Config, gamma: float, seed: 
 def run(config: Config, seed: int) -> Metrics:
     X, y, beta_star = config.design(seed)
     true = beta_star != 0
-    streams = len(config.lambdas) + len(config.bias_step_sizes)  # independent draws per run
-    sweep = [_lambda_run(X, y, true, config, lam, seed * streams + i)
+    # independent label noise per run: (0, i) for the lambda sweep, (1, i) for the bias runs
+    sweep = [_lambda_run(X, y, true, config, lam, derive(seed, "label-noise", 0, i))
              for i, lam in enumerate(config.lambdas)]
-    bias = [_bias_run(X, y, config, gamma, seed * streams + len(config.lambdas) + i)
+    bias = [_bias_run(X, y, config, gamma, derive(seed, "label-noise", 1, i))
             for i, gamma in enumerate(config.bias_step_sizes)]
     recovery = [run["recovery_time"] for run in sweep]
     recovered = all(math.isfinite(t) for t in recovery)
@@ -331,4 +332,5 @@ EXPERIMENT = Experiment(
         "trend in gamma is the discretization bias. Support recovery time: the first record "
         "after which the support of the average (|beta_j| > support_tol) equals supp(beta*) "
         "at every later record; it grows only logarithmically as support_tol shrinks."),
+    version=2,  # the one seed derivation (issue 12) draws other numbers
 )

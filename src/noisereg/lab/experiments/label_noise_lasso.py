@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from noisereg._seeding import derive
 from noisereg._validate import check_int, check_scale
 from noisereg.dln import label_noise_sgd, sparse_regression
 from noisereg.dln.stability import check_label_noise_step
@@ -60,7 +61,7 @@ def run(config: Config, seed: int) -> Metrics:
     for i, alpha in enumerate(config.init_scales):
         result = label_noise_sgd(X, y, step_size=config.step_size, delta=config.delta,
                                  steps=config.steps, init_scale=alpha, noise=config.noise,
-                                 seed=seed * len(config.init_scales) + i,  # independent draws
+                                 seed=derive(seed, "label-noise", i),  # independent draws
                                  reference=references)
         trace = result.trace
         by_init.append({
@@ -166,4 +167,5 @@ EXPERIMENT = Experiment(
         "of order gamma (measured in label-noise-convergence) and the averaging noise of a "
         "finite run. Each init scale gets its own noise draws: with common draws the "
         "trajectories synchronise, which would say nothing about the limit."),
+    version=2,  # the one seed derivation (issue 12) draws other numbers
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noisereg._seeding import derive
 from noisereg._validate import check_int, check_scale
 from noisereg.dln import gradient_descent, label_noise_sgd
 from noisereg.dln.stability import check_gd_step, check_label_noise_step
@@ -80,7 +81,7 @@ def run(config: Config, seed: int) -> Metrics:
 
     def simulate(delta: float, stream: int) -> np.ndarray:
         return label_noise_sgd(X, y, step_size=config.step_size, delta=delta, steps=config.steps,
-                               init_scale=0.1, seed=seed * 100 + stream).beta_avg
+                               init_scale=0.1, seed=derive(seed, "label-noise", stream)).beta_avg
 
     base = simulate(config.delta, 0)
     gd = gradient_descent(X, y, step_size=config.gd_step_size, steps=config.gd_steps,
@@ -216,4 +217,5 @@ EXPERIMENT = Experiment(
         "asks whether the support equals the Lasso's at every lambda: it can differ near a kink "
         "of the Lasso path, where the vanishing coordinate decays at the slow rate "
         "lambda - |grad_j|."),
+    version=2,  # the one seed derivation (issue 12) draws other numbers
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noisereg._seeding import derive
 from noisereg._validate import check_int, check_scale
 from noisereg.dln import gradient_descent, label_noise_sgd, relative_error, sparse_regression
 from noisereg.dln.stability import check_gd_step, check_label_noise_step
@@ -61,7 +62,7 @@ def run(config: Config, seed: int) -> Metrics:
                               init_scale=alpha, reference=beta_star)
         ln = label_noise_sgd(X, y, step_size=config.step_size, delta=config.delta,
                              steps=config.steps, init_scale=alpha, reference=beta_star,
-                             seed=seed * len(config.init_scales) + i)  # independent draws
+                             seed=derive(seed, "label-noise", i))  # independent draws
         gd_runs.append({"time": gd.trace.time, "to_star": gd.trace.distance,
                         "error": relative_error(gd.beta_last,
                                                 hypentropy_interpolator(X, y, alpha))})
@@ -166,4 +167,5 @@ EXPERIMENT = Experiment(
         "gamma ||x_i||^2 2 alpha^2 < 1). From a small alpha GD can be as close to beta* as label "
         "noise (the Lasso answer carries a bias of order lambda); the point is that only label "
         "noise is independent of alpha."),
+    version=2,  # the one seed derivation (issue 12) draws other numbers
 )

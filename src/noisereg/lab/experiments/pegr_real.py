@@ -227,4 +227,5 @@ EXPERIMENT = Experiment(
         "model; here its claims are carried to real images. On MNIST 5k (--set dataset=mnist5k) "
         "lr 0.5 made the penalized runs unstable in earlier runs: a smaller step is needed "
         "there."),
+    version=2,  # the one seed derivation (issue 12) draws other numbers
 )

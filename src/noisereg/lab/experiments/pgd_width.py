@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from noisereg._seeding import generator
+from noisereg._seeding import torch_generator
 from noisereg._validate import check_int, check_product, check_scale
 from noisereg.dln import relative_error
 from noisereg.lab._plotting import plt, save
@@ -161,7 +161,7 @@ def _train(config: Config, X: torch.Tensor, y: torch.Tensor, beta_star: np.ndarr
 
 
 def run(config: Config, seed: int) -> Metrics:
-    gen = generator(seed)
+    gen = torch_generator(seed, "data")
     X = torch.randn(config.n, config.d0, generator=gen, dtype=torch.float64)
     beta_star = torch.zeros(config.d0, dtype=torch.float64)
     beta_star[:2] = torch.tensor([1.0, -1.0])
@@ -244,4 +244,5 @@ EXPERIMENT = Experiment(
         "sigma^2 while the iterates fluctuate like sigma, so the smaller sigma needs the longer "
         "average to be resolved. The quick preset runs 10^4 steps, the full one 10^5 (the "
         "paper's ~10^5); every 10th iterate enters the averages."),
+    version=2,  # the one seed derivation (issue 12) draws other numbers
 )
