@@ -29,3 +29,18 @@ def test_target_and_claim_refuse_the_same_unknown_op() -> None:
     with pytest.raises(ValueError) as claim:
         ClaimSpec("c", "sanity", "s", "==", 1.0, "b")
     assert str(bench.value) == str(claim.value)
+
+
+def test_write_measures_again_and_keeps_the_notes(tmp_path) -> None:
+    from noisereg.lab.bench import NOTES, main
+
+    path = tmp_path / "BENCHMARKS.md"
+    target = Target("constant", "a measurement of 2", "<=", 3.0, "x", lambda: 2.0)
+    assert main([target], write=path, scaling_plot=False) == 0
+    assert NOTES not in path.read_text() and "| constant | a measurement of 2 | 2 x |" in (
+        path.read_text())
+    notes = f"\n{NOTES}\n\nMeasured by hand: 1.5x.\n"
+    path.write_text(path.read_text().replace("2 x", "9 x") + notes)
+    assert main([target], write=path, scaling_plot=False) == 0
+    text = path.read_text()
+    assert text.endswith(notes) and text.count(NOTES) == 1 and "9 x" not in text

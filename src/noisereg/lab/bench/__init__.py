@@ -80,6 +80,17 @@ def machine() -> str:
             f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
+# What follows this heading in the written file is the maintainers' (measurements by hand,
+# decisions on fast paths) and is carried over when the table is measured again.
+NOTES = "## Notes"
+
+
+def _notes(path: Path) -> str:
+    text = path.read_text() if path.is_file() else ""
+    at = text.find(f"\n{NOTES}\n")
+    return text[at:] if at >= 0 else ""
+
+
 def _markdown(rows: list[dict[str, Any]], plot: str | None) -> str:
     lines = ["# Benchmarks", "",
              f"Measured by `noisereg bench` on {date.today().isoformat()}: {machine()}.",
@@ -123,5 +134,5 @@ def main(chosen: Sequence[Target], *, as_json: bool = False, write: Path | None 
             from noisereg.lab.bench.scaling import plot_scaling
 
             plot = f"benchmarks/{plot_scaling(write.parent / 'benchmarks')}"
-        atomic_write_text(write, _markdown(rows, plot))
+        atomic_write_text(write, _markdown(rows, plot) + _notes(write))
     return 0
