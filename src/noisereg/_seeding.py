@@ -50,22 +50,26 @@ def _check_part(name: str, value: int) -> int:
     return int(value)
 
 
-def hash_state(seed: int, purpose: str, *indices: int) -> hashlib.blake2b:
-    """The hash state after (seed, purpose, indices); ``key_of(h)`` of a copy ``h`` updated
-    with more indices (8 bytes little-endian each) is their key: how NoiseStream keys a step
-    from a cached prefix."""
-    if purpose not in PURPOSES:
-        raise ValueError(f"purpose must be one of {sorted(PURPOSES)}, got {purpose!r}")
-    h = hashlib.blake2b(digest_size=8, person=purpose.encode("ascii"))
-    h.update(_check_part("seed", seed).to_bytes(8, "little"))
+def _update(h: hashlib.blake2b, indices: tuple[int, ...]) -> hashlib.blake2b:
     for k, index in enumerate(indices):
         h.update(_check_part(f"index {k}", index).to_bytes(8, "little"))
     return h
 
 
-def key_of(h: hashlib.blake2b) -> int:
-    """The 63-bit key of a hash state of :func:`hash_state`."""
-    return int.from_bytes(h.digest(), "little") >> 1
+def hash_state(seed: int, purpose: str, *indices: int) -> hashlib.blake2b:
+    """The hash state after (seed, purpose, indices): a prefix that :func:`key_of` extends with
+    more indices (how NoiseStream keys a step from a cached prefix)."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose must be one of {sorted(PURPOSES)}, got {purpose!r}")
+    h = hashlib.blake2b(digest_size=8, person=purpose.encode("ascii"))
+    h.update(_check_part("seed", seed).to_bytes(8, "little"))
+    return _update(h, indices)
+
+
+def key_of(prefix: hashlib.blake2b, *indices: int) -> int:
+    """The 63-bit key of ``prefix`` (a :func:`hash_state`, left unchanged) followed by
+    ``indices``: ``key_of(hash_state(s, p, *a), *b) == derive(s, p, *a, *b)``."""
+    return int.from_bytes(_update(prefix.copy(), indices).digest(), "little") >> 1
 
 
 def derive(seed: int, purpose: str, *indices: int) -> int:

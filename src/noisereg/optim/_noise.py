@@ -70,9 +70,7 @@ class NoiseStream:
         prefix = self._prefix.get((rank, index))
         if prefix is None:
             prefix = self._prefix[rank, index] = hash_state(self.seed, "noise", rank, index)
-        h = prefix.copy()
-        h.update(step.to_bytes(8, "little"))
-        return key_of(h)
+        return key_of(prefix, step)
 
     def _rank(self) -> int:
         return current_rank() if self.per_rank else 0
