@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.distributed as dist
 
 from noisereg._seeding import torch_generator
 from noisereg._validate import check_choice, check_fraction, check_int, check_nonnegative
+from noisereg.optim._noise import current_rank
 
 
 class LabelNoise:
@@ -79,7 +79,7 @@ class LabelNoise:
     def _generator(self) -> torch.Generator:
         stream = 0
         if self.noise_sync == "per_rank":
-            stream = 1 + (dist.get_rank() if dist.is_available() and dist.is_initialized() else 0)
+            stream = 1 + current_rank()
         gen = torch_generator(self.seed, "label-noise", stream, self.calls)
         self.calls += 1
         return gen
